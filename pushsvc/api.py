@@ -1,0 +1,145 @@
+"""The REST handlers: the seed's two endpoints plus health, readiness and metrics.
+
+Handlers are thin: parse and validate the request, read one document through
+``reads``, map domain outcomes to the seed's bodies. ``ETag`` is a hash of
+the exact body bytes, so ``If-None-Match`` answers 304 whenever nothing the
+client would see has changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+
+import orjson
+from aiohttp import web
+
+from .errors import error_response, json_response, not_found, retrieve_failed
+from .keys import builder_key, config_key, metrics_key, poller_key, store_key
+from .reads import read_detail_document, read_list_document
+from .store import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+CONTEXT_STATUSES = (
+    "discovered",
+    "replicating",
+    "ready_for_failover",
+    "failed_over_test",
+    "failed_over_live",
+    "completed",
+    "failed",
+    "cleanup_required",
+)
+MAX_PAGE = 1000
+
+
+class BadRequest(Exception):
+    pass
+
+
+def _single(request: web.Request, name: str) -> str | None:
+    values = request.query.getall(name, [])
+    if len(values) > 1:
+        raise BadRequest(f"{name} may be given only once")
+    return values[0] if values else None
+
+
+def _integer(request: web.Request, name: str, low: int, high: int) -> int | None:
+    text = _single(request, name)
+    if text is None:
+        return None
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise BadRequest(f"{name} must be an integer from {low} to {high}")
+    return int(text)
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == etag:
+            return True
+    return False
+
+
+def _document_response(request: web.Request, document: object) -> web.Response:
+    body = orjson.dumps(document)
+    etag = _etag(body)
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if _matches(request.headers.get("If-None-Match"), etag):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, headers=headers, content_type="application/json", charset="utf-8")
+
+
+async def list_vm_contexts(request: web.Request) -> web.StreamResponse:
+    try:
+        status = _single(request, "status")
+        if status is not None and status not in CONTEXT_STATUSES:
+            raise BadRequest(f"status must be one of: {', '.join(CONTEXT_STATUSES)}")
+        limit = _integer(request, "limit", 1, MAX_PAGE)
+        offset = _integer(request, "offset", 0, 2**31 - 1) or 0
+    except BadRequest as exc:
+        return error_response(400, str(exc))
+    read = read_list_document(request.app[store_key], request.app[builder_key], status, limit, offset)
+    try:
+        document = await _read(request, read)
+    except _ReadFailed:
+        return retrieve_failed()
+    return _document_response(request, document)
+
+
+async def get_vm_context(request: web.Request) -> web.StreamResponse:
+    vm_name = request.match_info["vm_name"]
+    read = read_detail_document(request.app[store_key], request.app[builder_key], vm_name)
+    try:
+        document = await _read(request, read)
+    except _ReadFailed:
+        return retrieve_failed()
+    if document is None:
+        return not_found(vm_name)
+    return _document_response(request, document)
+
+
+class _ReadFailed(Exception):
+    pass
+
+
+async def _read(request: web.Request, read):
+    """Await a store read under the configured deadline; unavailability becomes _ReadFailed."""
+    timeout = request.app[config_key].database.query_timeout
+    try:
+        async with asyncio.timeout(timeout):
+            return await read
+    except (StoreUnavailable, TimeoutError) as exc:
+        log.warning("database read failed for %s: %s", request.path, str(exc) or "timed out")
+        raise _ReadFailed from None
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the database answers now (and the poller is not stuck on an error)."""
+    store = request.app[store_key]
+    poller = request.app[poller_key]
+    try:
+        async with asyncio.timeout(request.app[config_key].database.query_timeout):
+            await store.ping()
+    except (StoreUnavailable, TimeoutError):
+        return json_response({"status": "unavailable", "database": "unavailable"}, status=503)
+    body = {"status": "ok", "database": "ok", "poller": "ok" if poller.last_error is None else "error"}
+    return json_response(body, status=200 if poller.last_error is None else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    registry = request.app[metrics_key]
+    return web.Response(body=registry.render(), headers={"Content-Type": registry.content_type})

@@ -1,0 +1,183 @@
+"""``create_app(config)``: wires keys, background tasks, middlewares and routes.
+
+Nothing here talks to the database: the store connects lazily, so the
+service starts (and ``/readyz`` says so) while the database is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+import uuid
+from pathlib import Path
+from typing import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from . import api, ws
+from .auth import TokenError, TokenVerifier
+from .config import Config, data_dir
+from .documents import DocumentBuilder
+from .errors import error_response, retrieve_failed, unauthorized
+from .hub import Hub
+from .keys import (
+    builder_key,
+    claims_key,
+    config_key,
+    hub_key,
+    metrics_key,
+    poller_key,
+    request_id_key,
+    sockets_key,
+    store_key,
+    verifier_key,
+    zone_key,
+)
+from .metrics import Metrics
+from .poller import Poller
+from .session import CLOSE_GOING_AWAY
+from .store import Store, open_store
+from .timefmt import resolve_zone
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+PROTECTED_PREFIX = "/api/v1/vm-contexts"
+REDACTED_QUERY_KEYS = ws.URL_TOKEN_PARAMS
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def default_database_url() -> str:
+    """The embedded SQLite file used when ``database.url`` is empty."""
+    return f"sqlite://{data_dir() / 'pushsvc.db'}"
+
+
+def create_app(config: Config, *, store: Store | None = None) -> web.Application:
+    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=64 * 1024)
+    zone = resolve_zone(config.database.timezone)
+    metrics = Metrics()
+    store = store or open_store(config.database, default_database_url())
+    builder = DocumentBuilder(zone)
+    hub = Hub(epoch=f"{int(time.time()):x}-{secrets.token_hex(4)}", history_size=config.websocket.history_size)
+    poller = Poller(store, builder, hub, config.poller, metrics)
+    hub.wake = poller.wake
+    metrics.subscriptions.set_function(lambda: hub.subscription_count)
+    metrics.topics.set_function(lambda: len(hub.topics))
+
+    app[config_key] = config
+    app[zone_key] = zone
+    app[metrics_key] = metrics
+    app[store_key] = store
+    app[builder_key] = builder
+    app[verifier_key] = TokenVerifier(config.auth)
+    app[hub_key] = hub
+    app[poller_key] = poller
+    app[sockets_key] = set()
+
+    app.cleanup_ctx.append(store_context)
+    app.cleanup_ctx.append(poller_context)
+    app.on_shutdown.append(close_sockets)
+
+    app.router.add_get("/api/v1/vm-contexts", api.list_vm_contexts)
+    app.router.add_get("/api/v1/vm-contexts/{vm_name}", api.get_vm_context)
+    app.router.add_get("/api/v1/ws", ws.websocket_handler)
+    app.router.add_get("/healthz", api.healthz)
+    app.router.add_get("/readyz", api.readyz)
+    app.router.add_get("/metrics", api.metrics)
+    static_dir = Path(config.server.static_dir) if config.server.static_dir else STATIC_DIR
+    if static_dir.is_dir():
+        app.router.add_get("/", _index(static_dir / "index.html"))
+        app.router.add_static("/static/", static_dir, append_version=False)
+    return app
+
+
+def _index(path: Path) -> Handler:
+    async def index(request: web.Request) -> web.StreamResponse:
+        if not path.is_file():
+            return error_response(404, "Not found")
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+    return index
+
+
+async def store_context(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[store_key].close()
+
+
+async def poller_context(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[poller_key].run(), name="poller")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def close_sockets(app: web.Application) -> None:
+    """Shutdown: every socket gets 1001 before the poller and the store stop."""
+    sessions = list(app[sockets_key])
+    for session in sessions:
+        session.close(CLOSE_GOING_AWAY, "server shutting down")
+    await asyncio.gather(*(session.closed() for session in sessions), return_exceptions=True)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unexpected errors become the seed's 500 body, logged once with a request id."""
+    request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex[:16]
+    request[request_id_key] = request_id
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400 and request.path.startswith("/api/"):
+            response = error_response(exc.status, exc.reason)
+        else:
+            raise
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error in %s %s [request %s]", request.method, request.path, request_id)
+        response = retrieve_failed()
+    if not response.prepared:
+        response.headers["X-Request-ID"] = request_id
+    request.app[metrics_key].http_requests.labels(str(response.status)).inc()
+    return response
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bearer JWT on the REST endpoints (the WebSocket authenticates itself)."""
+    if request.path == PROTECTED_PREFIX or request.path.startswith(PROTECTED_PREFIX + "/"):
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return unauthorized()
+        try:
+            request[claims_key] = request.app[verifier_key].verify(token.strip())
+        except TokenError:
+            return unauthorized()
+    return await handler(request)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request: never headers (the token), token-like query values redacted."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        query = "&".join(
+            f"{key}={'<redacted>' if key.lower() in REDACTED_QUERY_KEYS else value}" for key, value in request.query.items()
+        )
+        target = request.path + (f"?{query}" if query else "")
+        self.logger.info(
+            '%s "%s %s" %s %s %.1fms [request %s]',
+            request.remote,
+            request.method,
+            target,
+            response.status,
+            response.body_length,
+            time * 1000,
+            request.get(request_id_key, "-"),
+        )

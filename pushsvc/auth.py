@@ -1,0 +1,119 @@
+"""Bearer-token (JWT) verification, and minting for the CLI.
+
+The algorithm is pinned by configuration: a token signed with any other
+algorithm (``none`` included) is refused, ``exp`` is required, and issuer and
+audience are checked when configured. HMAC secrets come from ``auth.secret``,
+else ``auth.secret_file``, else a random secret generated once into the data
+directory (mode 0600) so that ``run.py token`` and the server agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+
+from .config import AuthConfig, ConfigError, data_dir
+
+MIN_SECRET_LENGTH = 32
+
+
+class TokenError(Exception):
+    """The token is missing, malformed, badly signed, expired or not for us."""
+
+
+@dataclass(frozen=True)
+class Claims:
+    subject: str
+    expires_at: dt.datetime | None
+
+
+def load_secret(config: AuthConfig) -> str:
+    """The HMAC secret: configured, from a file, or generated once and kept."""
+    if config.secret:
+        secret = config.secret
+    else:
+        path = Path(config.secret_file) if config.secret_file else data_dir() / "jwt-secret"
+        if not path.exists() and not config.secret_file:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+        try:
+            secret = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"auth.secret_file: cannot read {path}: {exc.strerror}") from None
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"auth.secret: must be at least {MIN_SECRET_LENGTH} characters")
+    return secret
+
+
+def _read_key(key: str, path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"auth.{key}: cannot read {path}: {exc.strerror}") from None
+
+
+class TokenVerifier:
+    def __init__(self, config: AuthConfig) -> None:
+        self._config = config
+        if config.algorithm.startswith("HS"):
+            self._key = load_secret(config)
+        else:
+            self._key = _read_key("public_key_file", config.public_key_file)
+
+    def verify(self, token: str) -> Claims:
+        config = self._config
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[config.algorithm],
+                issuer=config.issuer or None,
+                audience=config.audience or None,
+                leeway=config.leeway,
+                options={"require": ["exp"], "verify_aud": bool(config.audience)},
+            )
+        except jwt.PyJWTError as exc:
+            raise TokenError(type(exc).__name__) from None
+        expires = claims.get("exp")
+        expires_at = dt.datetime.fromtimestamp(expires, dt.timezone.utc) if isinstance(expires, (int, float)) else None
+        return Claims(subject=str(claims.get("sub", "")), expires_at=expires_at)
+
+
+def mint_token(config: AuthConfig, subject: str, ttl: dt.timedelta) -> str:
+    """A signed token for ``subject`` valid for ``ttl`` (HMAC secret or ``auth.private_key_file``)."""
+    if config.algorithm.startswith("HS"):
+        key = load_secret(config)
+    elif config.private_key_file:
+        key = _read_key("private_key_file", config.private_key_file)
+    else:
+        raise ConfigError(f"auth.private_key_file: required to mint {config.algorithm} tokens")
+    now = dt.datetime.now(dt.timezone.utc)
+    claims: dict[str, object] = {"sub": subject, "iat": now, "nbf": now, "exp": now + ttl}
+    if config.issuer:
+        claims["iss"] = config.issuer
+    if config.audience:
+        claims["aud"] = config.audience
+    return jwt.encode(claims, key, algorithm=config.algorithm)
+
+
+def parse_ttl(text: str) -> dt.timedelta:
+    """``90s``, ``30m``, ``12h``, ``7d`` (or plain seconds)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    try:
+        if text and text[-1] in units:
+            seconds = float(text[:-1]) * units[text[-1]]
+        else:
+            seconds = float(text)
+    except ValueError:
+        raise ValueError(f"invalid duration {text!r}; use e.g. 90s, 30m, 12h, 7d") from None
+    if seconds <= 0:
+        raise ValueError("duration must be positive")
+    return dt.timedelta(seconds=seconds)

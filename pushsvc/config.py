@@ -1,0 +1,265 @@
+"""config.yaml + environment -> frozen dataclasses.
+
+Every key can be overridden from the environment as ``PUSHSVC_<SECTION>_<KEY>``
+(``PUSHSVC_POLLER_INTERVAL=0.25``). Lists come from the environment
+comma-separated. A bad or missing value raises :class:`ConfigError` naming the
+key; secret values never appear in a message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import urllib.parse
+import zoneinfo
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+ENV_PREFIX = "PUSHSVC_"
+SUPPORTED_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
+SECRET_KEYS = {"auth.secret"}
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8082
+    shutdown_timeout: float = 5.0
+    access_log: bool = True
+    log_level: str = "INFO"
+    static_dir: str = ""
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = ""
+    pool_size: int = 10
+    connect_timeout: float = 1.0
+    query_timeout: float = 1.5
+    timezone: str = ""
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    secret: str = ""
+    secret_file: str = ""
+    public_key_file: str = ""
+    private_key_file: str = ""
+    algorithm: str = "HS256"
+    issuer: str = ""
+    audience: str = ""
+    leeway: float = 10.0
+
+
+@dataclass(frozen=True)
+class PollerConfig:
+    interval: float = 1.0
+    backoff_max: float = 10.0
+
+
+@dataclass(frozen=True)
+class WebSocketConfig:
+    allowed_origins: tuple[str, ...] = ()
+    auth_timeout: float = 5.0
+    heartbeat: float = 20.0
+    max_message_bytes: int = 65536
+    max_subscriptions: int = 100
+    rate_limit: float = 20.0
+    rate_burst: int = 40
+    max_errors: int = 20
+    outbox_messages: int = 64
+    slow_close_after: float = 10.0
+    history_size: int = 256
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    poller: PollerConfig = field(default_factory=PollerConfig)
+    websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
+
+    def replace(self, section: str, **values: Any) -> "Config":
+        """A copy with some keys of one section changed (tests, --demo)."""
+        updated = dataclasses.replace(getattr(self, section), **values)
+        return dataclasses.replace(self, **{section: updated})
+
+
+def data_dir() -> Path:
+    """Where pushsvc keeps its own files (embedded database, generated secret)."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "pushsvc"
+
+
+def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read the YAML file (if any), apply environment overrides, validate."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections")
+    return build_config(raw, environ)
+
+
+def build_config(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
+    sections: dict[str, Any] = {}
+    for section_field in dataclasses.fields(Config):
+        name = section_field.name
+        section_cls = section_field.default_factory  # type: ignore[misc]
+        given = raw.get(name) or {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"{name}: must be a mapping")
+        known = {f.name for f in dataclasses.fields(section_cls)}
+        for key in given:
+            if key not in known:
+                raise ConfigError(f"{name}.{key}: unknown key")
+        values = {}
+        for key_field in dataclasses.fields(section_cls):
+            dotted = f"{name}.{key_field.name}"
+            env_name = f"{ENV_PREFIX}{name}_{key_field.name}".upper()
+            default = getattr(section_cls(), key_field.name)
+            if env_name in environ:
+                values[key_field.name] = _coerce(dotted, environ[env_name], default, from_env=True)
+            elif key_field.name in given and given[key_field.name] is not None:
+                values[key_field.name] = _coerce(dotted, given[key_field.name], default, from_env=False)
+        for unknown in (k for k in environ if k.startswith(ENV_PREFIX + name.upper() + "_")):
+            suffix = unknown[len(ENV_PREFIX + name) + 1 :].lower()
+            if suffix not in known:
+                raise ConfigError(f"{unknown}: unknown setting ({name}.{suffix})")
+        sections[name] = section_cls(**values)
+    config = Config(**sections)
+    _validate(config)
+    return config
+
+
+def _coerce(key: str, value: Any, default: Any, *, from_env: bool) -> Any:
+    shown = "<hidden>" if key in SECRET_KEYS else repr(value)
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(default, int):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(str(value).strip()) if isinstance(value, str) else int(value)
+        if isinstance(default, float):
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if isinstance(default, tuple):
+            if from_env or isinstance(value, str):
+                return tuple(item.strip() for item in str(value).split(",") if item.strip())
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                raise ValueError
+            return tuple(value)
+        if isinstance(value, (dict, list)):
+            raise ValueError
+        return str(value)
+    except ValueError:
+        kind = {bool: "a boolean", int: "an integer", float: "a number", tuple: "a list of strings"}
+        wanted = kind.get(type(default), "a string")
+        raise ConfigError(f"{key}: expected {wanted}, got {shown}") from None
+
+
+def _validate(config: Config) -> None:
+    server, db, auth, poller, ws = config.server, config.database, config.auth, config.poller, config.websocket
+    if not 1 <= server.port <= 65535:
+        raise ConfigError(f"server.port: must be 1-65535, got {server.port}")
+    if not server.host:
+        raise ConfigError("server.host: must not be empty")
+    if server.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"server.log_level: must be DEBUG, INFO, WARNING or ERROR, got {server.log_level!r}")
+    if db.url:
+        parse_database_url(db.url)
+    if db.timezone:
+        try:
+            zoneinfo.ZoneInfo(db.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"database.timezone: unknown IANA time zone {db.timezone!r}") from None
+    _positive("database.pool_size", db.pool_size)
+    _positive("database.connect_timeout", db.connect_timeout)
+    _positive("database.query_timeout", db.query_timeout)
+    if auth.algorithm not in SUPPORTED_ALGORITHMS:
+        raise ConfigError(f"auth.algorithm: must be one of {', '.join(SUPPORTED_ALGORITHMS)}, got {auth.algorithm!r}")
+    if not auth.algorithm.startswith("HS") and not auth.public_key_file:
+        raise ConfigError(f"auth.public_key_file: required for {auth.algorithm}")
+    if auth.leeway < 0:
+        raise ConfigError("auth.leeway: must not be negative")
+    if poller.interval < 0.1:
+        raise ConfigError(f"poller.interval: must be at least 0.1 seconds, got {poller.interval}")
+    _positive("poller.backoff_max", poller.backoff_max)
+    for key in ("auth_timeout", "heartbeat", "rate_limit", "slow_close_after"):
+        _positive(f"websocket.{key}", getattr(ws, key))
+    for key in ("max_message_bytes", "max_subscriptions", "rate_burst", "max_errors", "outbox_messages", "history_size"):
+        _positive(f"websocket.{key}", getattr(ws, key))
+    for origin in ws.allowed_origins:
+        parsed = urllib.parse.urlsplit(origin)
+        if origin != "*" and (parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path not in ("", "/")):
+            raise ConfigError(f"websocket.allowed_origins: {origin!r} is not an origin like https://host:port")
+
+
+def _positive(key: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{key}: must be positive, got {value}")
+
+
+@dataclass(frozen=True)
+class DatabaseURL:
+    engine: str  # "mysql" or "sqlite"
+    host: str = ""
+    port: int = 3306
+    user: str = ""
+    password: str = ""
+    database: str = ""
+    path: str = ""
+
+
+def parse_database_url(url: str) -> DatabaseURL:
+    """``mysql://user:pass@host:port/db`` or ``sqlite:///path`` (``sqlite:///:memory:`` too)."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme in ("mysql", "mariadb"):
+        database = urllib.parse.unquote(parsed.path.lstrip("/"))
+        if not parsed.hostname or not database:
+            raise ConfigError("database.url: expected mysql://user:password@host:port/database")
+        try:
+            port = parsed.port or 3306
+        except ValueError:
+            raise ConfigError("database.url: invalid port") from None
+        return DatabaseURL(
+            engine="mysql",
+            host=parsed.hostname,
+            port=port,
+            user=urllib.parse.unquote(parsed.username or ""),
+            password=urllib.parse.unquote(parsed.password or ""),
+            database=database,
+        )
+    if parsed.scheme == "sqlite":
+        path = url[len("sqlite://") :]
+        if path.startswith("/") and not path.startswith("//"):
+            path = path[1:] if path[1:] == ":memory:" else path
+        if not path:
+            raise ConfigError("database.url: expected sqlite:///path/to/file.db")
+        return DatabaseURL(engine="sqlite", path=os.path.expanduser(path))
+    raise ConfigError("database.url: scheme must be mysql:// or sqlite://")

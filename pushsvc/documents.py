@@ -1,0 +1,239 @@
+"""The seed-shaped JSON documents, built from database rows.
+
+This is the one place that knows the field names, their order and types. Each
+``*_FIELDS`` tuple maps a JSON key to its database column and a conversion;
+the store selects exactly these columns in this order, so rows arrive as plain
+tuples and are zipped into dicts here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Callable, Iterable, Sequence
+
+from .timefmt import format_local
+
+Row = Sequence[Any]
+
+RAW, TIME, FLOAT, BOOL = "raw", "time", "float", "bool"
+
+CONTEXT_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("context_id", "context_id", RAW),
+    ("vm_name", "vm_name", RAW),
+    ("vmware_vm_id", "vmware_vm_id", RAW),
+    ("vm_path", "vm_path", RAW),
+    ("vcenter_host", "vcenter_host", RAW),
+    ("datacenter", "datacenter", RAW),
+    ("current_status", "current_status", RAW),
+    ("current_job_id", "current_job_id", RAW),
+    ("total_jobs_run", "total_jobs_run", RAW),
+    ("successful_jobs", "successful_jobs", RAW),
+    ("failed_jobs", "failed_jobs", RAW),
+    ("last_successful_job_id", "last_successful_job_id", RAW),
+    ("cpu_count", "cpu_count", RAW),
+    ("memory_mb", "memory_mb", RAW),
+    ("os_type", "os_type", RAW),
+    ("power_state", "power_state", RAW),
+    ("vm_tools_version", "vm_tools_version", RAW),
+    ("created_at", "created_at", TIME),
+    ("updated_at", "updated_at", TIME),
+    ("first_job_at", "first_job_at", TIME),
+    ("last_job_at", "last_job_at", TIME),
+    ("last_status_change", "last_status_change", TIME),
+)
+
+JOB_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("id", "id", RAW),
+    ("vm_context_id", "vm_context_id", RAW),
+    ("source_vm_id", "source_vm_id", RAW),
+    ("source_vm_name", "source_vm_name", RAW),
+    ("status", "status", RAW),
+    ("replication_type", "replication_type", RAW),
+    ("progress_percent", "progress_percent", FLOAT),
+    ("current_operation", "current_operation", RAW),
+    ("bytes_transferred", "bytes_transferred", RAW),
+    ("total_bytes", "total_bytes", RAW),
+    ("transfer_speed_bps", "transfer_speed_bps", RAW),
+    ("error_message", "error_message", RAW),
+    ("change_id", "change_id", RAW),
+    ("previous_change_id", "previous_change_id", RAW),
+    ("nbd_export_name", "nbd_export_name", RAW),
+    ("vma_sync_type", "vma_sync_type", RAW),
+    ("vma_current_phase", "vma_current_phase", RAW),
+    ("vma_throughput_mbps", "vma_throughput_mbps", FLOAT),
+    ("vma_eta_seconds", "vma_eta_seconds", RAW),
+    ("vma_last_poll_at", "vma_last_poll_at", TIME),
+    ("created_at", "created_at", TIME),
+    ("updated_at", "updated_at", TIME),
+)
+
+JOB_HISTORY_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("id", "id", RAW),
+    ("status", "status", RAW),
+    ("replication_type", "replication_type", RAW),
+    ("progress_percent", "progress_percent", FLOAT),
+    ("bytes_transferred", "bytes_transferred", RAW),
+    ("total_bytes", "total_bytes", RAW),
+    ("created_at", "created_at", TIME),
+    ("completed_at", "completed_at", TIME),
+)
+
+DISK_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("id", "id", RAW),
+    ("job_id", "job_id", RAW),
+    ("vm_context_id", "vm_context_id", RAW),
+    ("disk_id", "disk_id", RAW),
+    ("vmdk_path", "vm_dk_path", RAW),
+    ("size_gb", "size_gb", RAW),
+    ("datastore", "datastore", RAW),
+    ("unit_number", "unit_number", RAW),
+    ("label", "label", RAW),
+    ("capacity_bytes", "capacity_bytes", RAW),
+    ("provisioning_type", "provisioning_type", RAW),
+    ("ossea_volume_id", "ossea_volume_id", RAW),
+    ("cpu_count", "cpu_count", RAW),
+    ("memory_mb", "memory_mb", RAW),
+    ("os_type", "os_type", RAW),
+    ("vm_tools_version", "vm_tools_version", RAW),
+    ("network_config", "network_config", RAW),
+    ("display_name", "display_name", RAW),
+    ("annotation", "annotation", RAW),
+    ("power_state", "power_state", RAW),
+    ("vmware_uuid", "vmware_uuid", RAW),
+    ("disk_change_id", "disk_change_id", RAW),
+    ("sync_status", "sync_status", RAW),
+    ("sync_progress_percent", "sync_progress_percent", FLOAT),
+    ("bytes_synced", "bytes_synced", RAW),
+    ("created_at", "created_at", TIME),
+    ("updated_at", "updated_at", TIME),
+)
+
+CBT_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("id", "id", RAW),
+    ("job_id", "job_id", RAW),
+    ("vm_context_id", "vm_context_id", RAW),
+    ("disk_id", "disk_id", RAW),
+    ("change_id", "change_id", RAW),
+    ("previous_change_id", "previous_change_id", RAW),
+    ("sync_type", "sync_type", RAW),
+    ("blocks_changed", "blocks_changed", RAW),
+    ("bytes_transferred", "bytes_transferred", RAW),
+    ("sync_duration_seconds", "sync_duration_seconds", RAW),
+    ("sync_success", "sync_success", BOOL),
+    ("created_at", "created_at", TIME),
+)
+
+# The dashboard's job summary (protocol.md, topic vm-contexts).
+JOB_SUMMARY_KEYS: tuple[str, ...] = (
+    "id",
+    "status",
+    "replication_type",
+    "progress_percent",
+    "current_operation",
+    "bytes_transferred",
+    "total_bytes",
+    "transfer_speed_bps",
+    "vma_throughput_mbps",
+    "vma_eta_seconds",
+    "updated_at",
+)
+
+
+def columns(fields: Iterable[tuple[str, str, str]], alias: str = "") -> str:
+    """The SELECT list for a field table, optionally qualified by a table alias."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(prefix + column for _, column, _ in fields)
+
+
+def _as_float(value: Any) -> Any:
+    return None if value is None else float(value)
+
+
+def _as_bool(value: Any) -> Any:
+    return None if value is None else bool(value)
+
+
+class DocumentBuilder:
+    """Turns row tuples into seed-shaped dicts, formatting times in the database's zone."""
+
+    def __init__(self, zone: dt.tzinfo) -> None:
+        self.zone = zone
+        self._converters: dict[int, Callable[[Row], dict[str, Any]]] = {}
+
+    def _converter(self, fields: tuple[tuple[str, str, str], ...]) -> Callable[[Row], dict[str, Any]]:
+        converter = self._converters.get(id(fields))
+        if converter is None:
+            converter = self._converters[id(fields)] = self._compile(fields)
+        return converter
+
+    def _compile(self, fields: tuple[tuple[str, str, str], ...]) -> Callable[[Row], dict[str, Any]]:
+        zone = self.zone
+        convert = {
+            RAW: None,
+            TIME: lambda value: format_local(value, zone),
+            FLOAT: _as_float,
+            BOOL: _as_bool,
+        }
+        plan = [(key, convert[kind]) for key, _, kind in fields]
+
+        def build(row: Row) -> dict[str, Any]:
+            return {key: (value if fn is None else fn(value)) for (key, fn), value in zip(plan, row)}
+
+        return build
+
+    def context(self, row: Row) -> dict[str, Any]:
+        return self._converter(CONTEXT_FIELDS)(row)
+
+    def job(self, row: Row | None) -> dict[str, Any] | None:
+        """The full current-job object, or None when the row is absent (LEFT JOIN miss)."""
+        if row is None or row[0] is None:
+            return None
+        return self._converter(JOB_FIELDS)(row)
+
+    def job_history(self, rows: Iterable[Row]) -> list[dict[str, Any]]:
+        build = self._converter(JOB_HISTORY_FIELDS)
+        return [build(row) for row in rows]
+
+    def disks(self, rows: Iterable[Row]) -> list[dict[str, Any]]:
+        build = self._converter(DISK_FIELDS)
+        return [build(row) for row in rows]
+
+    def cbt_history(self, rows: Iterable[Row]) -> list[dict[str, Any]]:
+        build = self._converter(CBT_FIELDS)
+        return [build(row) for row in rows]
+
+
+def job_summary(job: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The dashboard's view of a current job."""
+    if job is None:
+        return None
+    return {key: job[key] for key in JOB_SUMMARY_KEYS}
+
+
+def dashboard_entry(context: dict[str, Any], current_job: dict[str, Any] | None) -> dict[str, Any]:
+    """One VM in the ``vm-contexts`` document: the list item plus its job summary."""
+    entry = dict(context)
+    entry["current_job"] = job_summary(current_job)
+    return entry
+
+
+def detail_document(
+    context: dict[str, Any],
+    current_job: dict[str, Any] | None,
+    job_history: list[dict[str, Any]],
+    disks: list[dict[str, Any]],
+    cbt_history: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The REST detail body, also the ``vm-context/<name>`` document."""
+    return {
+        "context": context,
+        "current_job": current_job,
+        "job_history": job_history,
+        "disks": disks,
+        "cbt_history": cbt_history,
+    }
+
+
+def list_document(count: int, contexts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The REST list body."""
+    return {"count": count, "vm_contexts": contexts}

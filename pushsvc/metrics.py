@@ -1,0 +1,43 @@
+"""Service counters in Prometheus form, on a registry owned by one app (no globals)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        self.ticks = Counter("pushsvc_poll_ticks", "Poll ticks that read the database", registry=registry)
+        self.poll_errors = Counter("pushsvc_poll_errors", "Poll ticks that failed (database unavailable)", registry=registry)
+        self.poll_queries = Counter(
+            "pushsvc_poll_queries", "Statements the poller sent to the database", registry=registry
+        )
+        self.queries_per_tick = Gauge(
+            "pushsvc_poll_queries_per_tick", "Statements sent by the most recent poll tick", registry=registry
+        )
+        self.poll_duration = Histogram(
+            "pushsvc_poll_duration_seconds",
+            "Time to read, diff and publish one poll tick",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=registry,
+        )
+        self.sockets = Gauge("pushsvc_websockets", "Open WebSocket sessions", registry=registry)
+        self.subscriptions = Gauge("pushsvc_subscriptions", "Active topic subscriptions", registry=registry)
+        self.topics = Gauge("pushsvc_topics", "Materialised topics", registry=registry)
+        self.published = Counter("pushsvc_deltas_published", "Deltas published (one per topic per tick)", registry=registry)
+        self.messages_sent = Counter("pushsvc_messages_sent", "WebSocket messages sent", registry=registry)
+        self.bytes_sent = Counter("pushsvc_bytes_sent", "WebSocket payload bytes sent", registry=registry)
+        self.resyncs = Counter(
+            "pushsvc_resyncs", "Slow-client queues replaced by a fresh snapshot", registry=registry
+        )
+        self.slow_closes = Counter("pushsvc_slow_closes", "Sockets closed with 1013 (too slow)", registry=registry)
+        self.http_requests = Counter(
+            "pushsvc_http_requests", "REST requests by status", ["status"], registry=registry
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

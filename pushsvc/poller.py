@@ -1,0 +1,204 @@
+"""Change detection: one background task reads the database, diffs, publishes.
+
+Each tick reads, in one consistent snapshot, every context joined with its
+current job (one statement) and, when any detail topic is watched, the job
+history, disks and CBT rows of the watched VMs (three more statements, one
+per table, however many VMs or sockets). Nothing depends on ``updated_at``:
+every row a document shows is re-read each tick and compared with what was
+last published, so writers that do not bump ``updated_at`` and several
+changes within one second are all seen. Only VMs whose rows changed are
+rebuilt and diffed; one merge patch per topic per tick is published, and
+nothing when nothing a client can see changed.
+
+When the database fails the poller backs off exponentially (up to
+``backoff_max``), tells every session ``status: unavailable``, and on
+recovery says ``status: ok`` and publishes whatever changed meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from .config import PollerConfig
+from .documents import DocumentBuilder
+from .hub import DASHBOARD_TOPIC, PENDING, Hub, detail_vm_name
+from .metrics import Metrics
+from .patch import NO_CHANGE, diff
+from .reads import build_dashboard_entry, build_detail, read_state
+from .store import Store, StoreUnavailable
+from .store.queries import Children
+from .timefmt import utc_now_text
+
+log = logging.getLogger(__name__)
+
+
+class Poller:
+    def __init__(self, store: Store, builder: DocumentBuilder, hub: Hub, config: PollerConfig, metrics: Metrics) -> None:
+        self.store = store
+        self.builder = builder
+        self.hub = hub
+        self.interval = config.interval
+        self.backoff_max = config.backoff_max
+        self.metrics = metrics
+        self.ticks = 0
+        self.database_ok = True
+        self.unavailable_since: str | None = None
+        self.last_error: str | None = None
+        self._wake = asyncio.Event()
+        self._tick_done = asyncio.Condition()
+        # Dashboard: the raw row and the built entry of each VM, as last published.
+        self._dashboard_rows: dict[str, tuple] = {}
+        self._dashboard_entries: dict[str, dict[str, Any]] = {}
+        # Detail topics: the raw rows behind each published document.
+        self._detail_rows: dict[str, tuple[tuple | None, Children | None]] = {}
+
+    def wake(self) -> None:
+        """Ask for an early tick (a topic is waiting for its first document)."""
+        self._wake.set()
+
+    def status_message(self) -> dict[str, Any] | None:
+        """The ``status`` frame a new session needs, or None while the database is fine."""
+        if self.database_ok:
+            return None
+        return {"type": "status", "database": "unavailable", "since": self.unavailable_since}
+
+    async def wait_for_tick(self, after: int) -> int:
+        """Wait until tick number ``after`` has completed (tests and benchmarks)."""
+        async with self._tick_done:
+            await self._tick_done.wait_for(lambda: self.ticks >= after)
+        return self.ticks
+
+    async def run(self) -> None:
+        """Tick forever: every ``interval``, earlier when woken, slower while the database is down."""
+        failures = 0
+        loop = asyncio.get_running_loop()
+        # Early ticks (a new topic waiting for its first document) still keep this gap.
+        min_gap = min(self.interval, 0.05)
+        while True:
+            started = loop.time()
+            try:
+                await self.poll_once()
+                failures = 0
+                delay = self.interval
+            except StoreUnavailable as exc:
+                failures += 1
+                self._mark_unavailable(str(exc))
+                delay = min(self.backoff_max, self.interval * 2 ** min(failures, 16))
+            except Exception:  # a bug: log it, keep serving, retry next tick
+                log.exception("poll tick failed")
+                self.last_error = "internal error"
+                delay = self.interval
+            remaining = delay - (loop.time() - started)
+            if remaining > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
+            self._wake.clear()
+            gap = min_gap - (loop.time() - started)
+            if gap > 0:
+                await asyncio.sleep(gap)
+
+    async def poll_once(self) -> None:
+        """Read, diff and publish once (a no-op without subscribers)."""
+        watched = self.hub.watched()
+        if not watched:
+            await self._finish_tick()
+            return
+        started = time.perf_counter()
+        statements_before = self.store.statements
+        detail_topics = {name: vm for name in watched if (vm := detail_vm_name(name)) is not None}
+        rows, by_name, children = await read_state(self.store, detail_topics.values())
+        if not self.database_ok:
+            self._mark_available()
+        if DASHBOARD_TOPIC in watched:
+            self._update_dashboard(rows)
+        for topic, vm_name in detail_topics.items():
+            row = by_name.get(vm_name)
+            self._update_detail(topic, row, children.get(row[0]) if row is not None else None)
+        statements = self.store.statements - statements_before
+        self.metrics.poll_queries.inc(statements)
+        self.metrics.queries_per_tick.set(statements)
+        self.metrics.poll_duration.observe(time.perf_counter() - started)
+        self.metrics.ticks.inc()
+        self.last_error = None
+        self._forget_unwatched()
+        await self._finish_tick()
+
+    async def _finish_tick(self) -> None:
+        async with self._tick_done:
+            self.ticks += 1
+            self._tick_done.notify_all()
+
+    def _update_dashboard(self, rows: list[tuple]) -> None:
+        builder = self.builder
+        fresh = self.hub.document(DASHBOARD_TOPIC) is PENDING
+        if fresh:
+            self._dashboard_rows, self._dashboard_entries = {}, {}
+        old_rows, entries = self._dashboard_rows, self._dashboard_entries
+        new_rows: dict[str, tuple] = {}
+        patch: dict[str, Any] = {}
+        for row in rows:
+            name = row[1]
+            if name in new_rows:
+                continue  # same VM name in two vCenters: the first (oldest id) is shown
+            new_rows[name] = row
+            old_row = old_rows.get(name)
+            if old_row == row:
+                continue
+            entry = build_dashboard_entry(builder, row)
+            if old_row is None:
+                patch[name] = entry
+            else:
+                change = diff(entries[name], entry)
+                if change is not NO_CHANGE:
+                    patch[name] = change
+            entries[name] = entry
+        for name in old_rows.keys() - new_rows.keys():
+            del entries[name]
+            patch[name] = None
+        self._dashboard_rows = new_rows
+        document = {"vm_contexts": entries}
+        if fresh:
+            self.hub.materialise(DASHBOARD_TOPIC, document)
+        elif patch:
+            self.hub.publish(DASHBOARD_TOPIC, {"vm_contexts": patch}, document)
+            self.metrics.published.inc()
+
+    def _update_detail(self, topic: str, row: tuple | None, children: Children | None) -> None:
+        previous = self.hub.document(topic)
+        raw = (row, children)
+        if previous is not PENDING and self._detail_rows.get(topic) == raw:
+            return
+        self._detail_rows[topic] = raw
+        document = None if row is None else build_detail(self.builder, row, children or Children())
+        if previous is PENDING:
+            self.hub.materialise(topic, document)
+            return
+        change = diff(previous, document)
+        if change is not NO_CHANGE:
+            self.hub.publish(topic, change, document)
+            self.metrics.published.inc()
+
+    def _forget_unwatched(self) -> None:
+        """Drop cached rows of detail topics nobody watches any more."""
+        for topic in list(self._detail_rows):
+            if topic not in self.hub.topics:
+                del self._detail_rows[topic]
+
+    def _mark_unavailable(self, reason: str) -> None:
+        self.last_error = reason
+        if self.database_ok:
+            self.database_ok = False
+            self.unavailable_since = utc_now_text()
+            log.warning("database unavailable (%s); retrying with backoff", reason)
+            self.hub.broadcast({"type": "status", "database": "unavailable", "since": self.unavailable_since})
+
+    def _mark_available(self) -> None:
+        self.database_ok = True
+        self.unavailable_since = None
+        log.info("database available again")
+        self.hub.broadcast({"type": "status", "database": "ok", "since": utc_now_text()})

@@ -1,0 +1,185 @@
+"""One WebSocket session: a bounded outbox drained by its own writer task.
+
+Everything the server sends to a socket goes through ``offer``/``send`` and
+is written by the writer task, in order; the hub and the poller only
+enqueue, so a slow client never delays anyone else. When a client falls
+behind (``outbox_messages`` queued), its queued deltas for the topic are
+replaced by one snapshot marker: the writer encodes (or reuses) the topic's
+current snapshot when it gets there, so the client still converges. A client
+whose writer has been stuck on one send for ``slow_close_after`` seconds, or
+whose outbox still overflows, is closed with 1013.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import secrets
+from typing import Any, Callable
+
+from aiohttp import WSMsgType, web
+
+from .config import WebSocketConfig
+from .hub import Hub
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN = 1013
+CLOSE_AUTH = 4001
+CLOSE_EXPIRED = 4002
+
+_CLOSE_TIMEOUT = 2.0
+
+
+class Session:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        hub: Hub,
+        limits: WebSocketConfig,
+        metrics: Metrics,
+        abort: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.id = secrets.token_urlsafe(12)
+        self.topics: set[str] = set()
+        self.closing = False
+        self._ws = ws
+        self._hub = hub
+        self._metrics = metrics
+        self._abort = abort
+        self._limit = limits.outbox_messages
+        self._hard_limit = 2 * limits.outbox_messages + limits.max_subscriptions
+        self._stuck_after = limits.slow_close_after
+        # Items are (topic, data, request_id); data None marks "send the topic's snapshot here".
+        self._outbox: collections.deque[tuple[str | None, bytes | None, Any]] = collections.deque()
+        self._resyncing: set[str] = set()
+        self._wakeup = asyncio.Event()
+        self._send_started: float | None = None
+        self._loop = asyncio.get_running_loop()
+        self._writer = self._loop.create_task(self._write_loop(), name=f"ws-writer-{self.id}")
+        self._expiry: asyncio.TimerHandle | None = None
+        self._closer: asyncio.Task | None = None
+
+    # -- enqueueing (never awaits) -------------------------------------------
+
+    def offer(self, topic: str, data: bytes) -> None:
+        """Queue a delta of ``topic`` (called by the hub's fan-out)."""
+        if self.closing or topic in self._resyncing:
+            return  # the queued snapshot will already include this change
+        if len(self._outbox) >= self._limit:
+            self._metrics.resyncs.inc()
+            self.offer_snapshot(topic, None)
+            self._check_stuck()
+            return
+        self._outbox.append((topic, data, None))
+        self._wakeup.set()
+
+    def offer_snapshot(self, topic: str, request_id: Any) -> None:
+        """Replace whatever is queued for ``topic`` by one fresh snapshot."""
+        if self.closing:
+            return
+        self._drop_queued(topic)
+        self._outbox.append((topic, None, request_id))
+        self._resyncing.add(topic)
+        self._wakeup.set()
+        if len(self._outbox) > self._hard_limit:
+            self.close(CLOSE_TRY_AGAIN, "client too slow")
+
+    def send(self, data: bytes) -> None:
+        """Queue a control message (welcome, pong, error, status, ...)."""
+        if self.closing:
+            return
+        if len(self._outbox) >= self._hard_limit:
+            self.close(CLOSE_TRY_AGAIN, "client too slow")
+            return
+        self._outbox.append((None, data, None))
+        self._wakeup.set()
+
+    def forget(self, topic: str) -> None:
+        """Drop anything still queued for a topic the client unsubscribed from."""
+        self._drop_queued(topic)
+
+    def _drop_queued(self, topic: str) -> None:
+        if any(item[0] == topic for item in self._outbox):
+            self._outbox = collections.deque(item for item in self._outbox if item[0] != topic)
+        self._resyncing.discard(topic)
+
+    def _check_stuck(self) -> None:
+        started = self._send_started
+        if started is not None and self._loop.time() - started > self._stuck_after:
+            self.close(CLOSE_TRY_AGAIN, "client too slow")
+
+    # -- writing ---------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        ws, metrics = self._ws, self._metrics
+        try:
+            while True:
+                while not self._outbox:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                topic, data, request_id = self._outbox.popleft()
+                if data is None:
+                    self._resyncing.discard(topic)
+                    if topic not in self.topics:
+                        continue
+                    data = self._hub.snapshot_message(topic, request_id)
+                    if data is None:
+                        continue
+                self._send_started = self._loop.time()
+                await ws.send_frame(data, WSMsgType.TEXT)
+                self._send_started = None
+                metrics.messages_sent.inc()
+                metrics.bytes_sent.inc(len(data))
+        except (ConnectionError, RuntimeError, asyncio.CancelledError):
+            pass  # the socket went away (or we are closing it); the handler cleans up
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def arm_expiry(self, delay: float | None) -> None:
+        """Close with 4002 after ``delay`` seconds unless re-armed by a refresh."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if delay is not None:
+            self._expiry = self._loop.call_later(max(delay, 0), self.close, CLOSE_EXPIRED, "token expired")
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Close the socket with ``code`` from any task; queued messages are dropped."""
+        if self.closing:
+            return
+        self.closing = True
+        if code == CLOSE_TRY_AGAIN:
+            self._metrics.slow_closes.inc()
+        self._outbox.clear()
+        self._writer.cancel()
+        self._closer = self._loop.create_task(self._close(code, reason))
+
+    async def _close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(self._writer, return_exceptions=True)
+        try:
+            await asyncio.wait_for(self._ws.close(code=code, message=reason.encode()), _CLOSE_TIMEOUT)
+        except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+            self._abort()
+
+    async def closed(self) -> None:
+        """Wait for a close started by ``close`` to finish."""
+        if self._closer is not None:
+            await asyncio.gather(self._closer, return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Release the writer and timers (the handler calls this in ``finally``)."""
+        self.closing = True
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._writer.cancel()
+        await asyncio.gather(self._writer, return_exceptions=True)
+        if self._closer is not None and self._closer is not asyncio.current_task():
+            await asyncio.gather(self._closer, return_exceptions=True)

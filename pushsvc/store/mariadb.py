@@ -1,0 +1,151 @@
+"""MariaDB (and MySQL) through an aiomysql pool.
+
+Connections are opened lazily (``minsize=0``) so the service starts while the
+database is down; every connect and statement is bounded by the configured
+timeouts. Reads run in REPEATABLE READ transactions, so all statements of one
+``snapshot()`` see the same state. Any driver or network failure surfaces as
+:class:`StoreUnavailable`; the failed connection is discarded and the idle
+ones are dropped too, since after an outage they are all dead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from importlib import resources
+from typing import AsyncIterator
+
+import aiomysql
+import pymysql
+
+from ..config import DatabaseConfig, DatabaseURL
+from .base import Args, Reader, Store, StoreUnavailable, Writer
+
+# Errors that mean "the server is gone or did not answer", not "our SQL is wrong".
+_UNAVAILABLE = (pymysql.err.OperationalError, pymysql.err.InterfaceError, OSError, asyncio.TimeoutError, EOFError)
+
+
+class _Connection(Writer):
+    def __init__(self, store: "MariaDBStore", conn: aiomysql.Connection) -> None:
+        self._store = store
+        self._conn = conn
+
+    async def _run(self, sql: str, args: Args) -> aiomysql.Cursor:
+        self._store.statements += 1
+        cursor = await self._conn.cursor()
+        await asyncio.wait_for(cursor.execute(sql, tuple(args) or None), self._store.query_timeout)
+        return cursor
+
+    async def fetch_all(self, sql: str, args: Args = ()) -> list[tuple]:
+        cursor = await self._run(sql, args)
+        rows = await cursor.fetchall()
+        await cursor.close()
+        return list(rows)
+
+    async def execute(self, sql: str, args: Args = ()) -> int:
+        cursor = await self._run(sql, args)
+        count = cursor.rowcount
+        await cursor.close()
+        return count
+
+    async def insert(self, sql: str, args: Args = ()) -> int:
+        cursor = await self._run(sql, args)
+        new_id = cursor.lastrowid
+        await cursor.close()
+        return new_id
+
+
+class MariaDBStore(Store):
+    engine = "mysql"
+
+    def __init__(self, url: DatabaseURL, config: DatabaseConfig) -> None:
+        super().__init__()
+        self.url = url
+        self.query_timeout = config.query_timeout
+        self._connect_timeout = config.connect_timeout
+        self._pool_size = config.pool_size
+        self._pool: aiomysql.Pool | None = None
+
+    async def _get_pool(self) -> aiomysql.Pool:
+        if self._pool is None:
+            self._pool = await aiomysql.create_pool(
+                host=self.url.host,
+                port=self.url.port,
+                user=self.url.user,
+                password=self.url.password,
+                db=self.url.database,
+                minsize=0,
+                maxsize=self._pool_size,
+                connect_timeout=self._connect_timeout,
+                charset="utf8mb4",
+                autocommit=False,
+                pool_recycle=600,
+                init_command="SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+            )
+        return self._pool
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, *, commit: bool) -> AsyncIterator[_Connection]:
+        try:
+            pool = await self._get_pool()
+            conn = await asyncio.wait_for(pool.acquire(), self._connect_timeout + self.query_timeout)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(_describe(exc)) from exc
+        try:
+            yield _Connection(self, conn)
+            self.statements += 1
+            if commit:
+                await asyncio.wait_for(conn.commit(), self.query_timeout)
+            else:
+                await asyncio.wait_for(conn.rollback(), self.query_timeout)
+        except BaseException as exc:
+            # A connection interrupted mid-statement cannot be reused.
+            conn.close()
+            if isinstance(exc, _UNAVAILABLE):
+                await self._drop_idle()
+                raise StoreUnavailable(_describe(exc)) from exc
+            raise
+        finally:
+            pool.release(conn)
+
+    async def _drop_idle(self) -> None:
+        if self._pool is not None:
+            with contextlib.suppress(Exception):
+                await self._pool.clear()
+
+    def snapshot(self) -> contextlib.AbstractAsyncContextManager[Reader]:
+        return self._connection(commit=False)
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[Writer]:
+        return self._connection(commit=True)
+
+    async def ping(self) -> None:
+        async with self.snapshot() as reader:
+            await reader.fetch_all("SELECT 1")
+
+    async def create_schema(self) -> None:
+        ddl = resources.files(__package__).joinpath("schema_mariadb.sql").read_text(encoding="utf-8")
+        async with self.transaction() as writer:
+            for statement in split_statements(ddl):
+                await writer.execute(statement)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            await self._pool.wait_closed()
+            self._pool = None
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a DDL script on ``;`` at line ends, dropping ``--`` comment lines."""
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    return [part.strip() for part in "\n".join(lines).split(";\n") if part.strip().rstrip(";")]
+
+
+def _describe(exc: BaseException) -> str:
+    """A log-safe description: the error class and code, never SQL text or credentials."""
+    if isinstance(exc, pymysql.err.MySQLError) and exc.args:
+        return f"{type(exc).__name__} {exc.args[0]}"
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    return type(exc).__name__

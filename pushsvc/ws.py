@@ -1,0 +1,276 @@
+"""The WebSocket endpoint ``/api/v1/ws`` (protocol.md): origin check, auth, read loop.
+
+Only this handler reads from the socket; everything it answers goes through
+the session's outbox so that replies, snapshots and deltas keep their order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import logging
+import time
+import urllib.parse
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from .auth import Claims, TokenError
+from .errors import error_response
+from .hub import is_valid_topic
+from .keys import config_key, hub_key, metrics_key, poller_key, sockets_key, verifier_key
+from .session import CLOSE_AUTH, CLOSE_POLICY, Session
+
+log = logging.getLogger(__name__)
+
+URL_TOKEN_PARAMS = {"token", "access_token", "jwt", "auth", "bearer"}
+
+
+def _rfc3339(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def origin_allowed(request: web.Request, allowed: tuple[str, ...]) -> bool:
+    """No Origin (non-browser client), the service's own origin, or one on the allow-list."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    if "*" in allowed:
+        return True
+    normalized = origin.rstrip("/").lower()
+    if normalized in (entry.rstrip("/").lower() for entry in allowed):
+        return True
+    parsed = urllib.parse.urlsplit(normalized)
+    return parsed.scheme in ("http", "https") and parsed.netloc == (request.host or "").lower()
+
+
+class RateLimiter:
+    """Token bucket: ``rate`` messages per second with bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, float(burst)
+        self.tokens, self.stamp = float(burst), time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class ClientError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _error(code: str, message: str, request_id: Any = None) -> bytes:
+    body: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if request_id is not None:
+        body["id"] = request_id
+    return orjson.dumps(body)
+
+
+def _valid_id(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _parse_since(value: Any) -> tuple[str, int] | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("epoch"), str)
+        or not isinstance(value.get("seq"), int)
+        or isinstance(value.get("seq"), bool)
+        or value["seq"] < 0
+    ):
+        raise ClientError("bad_request", "since must be {\"epoch\": string, \"seq\": integer >= 0}")
+    return value["epoch"], value["seq"]
+
+
+class Connection:
+    """The read side of one socket: authentication state and message dispatch."""
+
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
+        app = request.app
+        self.config = app[config_key].websocket
+        self.hub = app[hub_key]
+        self.poller = app[poller_key]
+        self.verifier = app[verifier_key]
+        self.ws = ws
+        transport = request.transport
+        self.session = Session(
+            ws, self.hub, self.config, app[metrics_key], abort=(transport.abort if transport else lambda: None)
+        )
+        self.limiter = RateLimiter(self.config.rate_limit, self.config.rate_burst)
+        self.error_times: collections.deque[float] = collections.deque()
+        self.welcomed = False
+
+    def authenticate(self, token: Any, request_id: Any = None) -> bool:
+        """Verify ``token``; on success send ``welcome`` and arm the expiry timer."""
+        if not isinstance(token, str) or not token:
+            return False
+        try:
+            claims: Claims = self.verifier.verify(token)
+        except TokenError:
+            return False
+        welcome: dict[str, Any] = {
+            "type": "welcome",
+            "session": self.session.id,
+            "epoch": self.hub.epoch,
+            "expires_at": _rfc3339(claims.expires_at),
+            "heartbeat_s": int(round(self.config.heartbeat)),
+        }
+        if request_id is not None:
+            welcome = {"id": request_id, **welcome}
+        self.session.send(orjson.dumps(welcome))
+        delay = None
+        if claims.expires_at is not None:
+            delay = (claims.expires_at - dt.datetime.now(dt.timezone.utc)).total_seconds()
+        self.session.arm_expiry(delay)
+        if not self.welcomed:
+            self.welcomed = True
+            self.hub.register(self.session)
+            status = self.poller.status_message()
+            if status is not None:
+                self.session.send(orjson.dumps(status))
+        return True
+
+    def reject(self) -> None:
+        self.session.close(CLOSE_AUTH, "authentication required")
+
+    def report(self, code: str, message: str, request_id: Any = None) -> None:
+        """Send an ``error`` frame; close with 1008 when a client keeps misbehaving."""
+        self.session.send(_error(code, message, request_id))
+        now = time.monotonic()
+        self.error_times.append(now)
+        while self.error_times and now - self.error_times[0] > 60:
+            self.error_times.popleft()
+        if len(self.error_times) >= self.config.max_errors:
+            self.session.close(CLOSE_POLICY, "too many bad messages")
+
+    def handle_text(self, text: str) -> None:
+        request_id = None
+        try:
+            if not self.limiter.allow():
+                raise ClientError("rate_limited", f"more than {self.config.rate_limit:g} messages per second")
+            try:
+                message = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                raise ClientError("bad_request", "message is not valid JSON") from None
+            if not isinstance(message, dict):
+                raise ClientError("bad_request", "message must be a JSON object")
+            if "id" in message:
+                if not _valid_id(message["id"]):
+                    raise ClientError("bad_request", "id must be a string or an integer")
+                request_id = message["id"]
+            self.dispatch(message, request_id)
+        except ClientError as exc:
+            self.report(exc.code, exc.message, request_id)
+
+    def dispatch(self, message: dict[str, Any], request_id: Any) -> None:
+        kind = message.get("type")
+        if kind == "ping":
+            self.session.send(orjson.dumps({"type": "pong"} if request_id is None else {"id": request_id, "type": "pong"}))
+        elif kind == "subscribe":
+            topic = message.get("topic")
+            if not isinstance(topic, str):
+                raise ClientError("bad_request", "subscribe needs a topic")
+            if not is_valid_topic(topic):
+                raise ClientError("unknown_topic", f"unknown topic: {topic[:300]}")
+            since = _parse_since(message.get("since"))
+            if topic not in self.session.topics and len(self.session.topics) >= self.config.max_subscriptions:
+                raise ClientError("too_many_subscriptions", f"at most {self.config.max_subscriptions} subscriptions")
+            self.session.forget(topic)
+            self.hub.subscribe(self.session, topic, since, request_id)
+        elif kind == "unsubscribe":
+            topic = message.get("topic")
+            if not isinstance(topic, str):
+                raise ClientError("bad_request", "unsubscribe needs a topic")
+            self.hub.unsubscribe(self.session, topic)
+            self.session.forget(topic)
+            reply: dict[str, Any] = {"type": "unsubscribed", "topic": topic}
+            self.session.send(orjson.dumps(reply if request_id is None else {"id": request_id, **reply}))
+        elif kind == "auth":
+            if not self.authenticate(message.get("token"), request_id):
+                self.reject()
+        elif isinstance(kind, str):
+            raise ClientError("bad_request", f"unknown message type: {kind[:100]}")
+        else:
+            raise ClientError("bad_request", "message needs a type")
+
+    async def await_auth(self) -> bool:
+        """The first frame must be ``auth`` with a valid token, within ``auth_timeout``."""
+        try:
+            msg = await self.ws.receive(timeout=self.config.auth_timeout)
+        except asyncio.TimeoutError:
+            return False
+        if msg.type != WSMsgType.TEXT:
+            return False
+        try:
+            message = orjson.loads(msg.data)
+        except orjson.JSONDecodeError:
+            return False
+        if not isinstance(message, dict) or message.get("type") != "auth":
+            return False
+        request_id = message.get("id") if _valid_id(message.get("id")) else None
+        return self.authenticate(message.get("token"), request_id)
+
+    async def run(self) -> None:
+        if not self.welcomed and not await self.await_auth():
+            self.reject()
+            await self.drain_until_closed()
+            return
+        async for msg in self.ws:
+            if msg.type == WSMsgType.TEXT:
+                self.handle_text(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                self.report("bad_request", "binary frames are not supported; send JSON text")
+            else:
+                break
+
+    async def drain_until_closed(self) -> None:
+        """Let the closing handshake finish (the reader task must keep reading)."""
+        async for _ in self.ws:
+            pass
+
+
+async def websocket_handler(request: web.Request) -> web.StreamResponse:
+    config = request.app[config_key].websocket
+    if not origin_allowed(request, config.allowed_origins):
+        return error_response(403, "Origin not allowed")
+    if URL_TOKEN_PARAMS & {key.lower() for key in request.query}:
+        return error_response(401, "Tokens in the URL are refused; use the Authorization header or an auth message")
+    header = request.headers.get("Authorization", "")
+    ws = web.WebSocketResponse(
+        heartbeat=config.heartbeat,
+        max_msg_size=config.max_message_bytes,
+        compress=False,
+        autoping=True,
+    )
+    await ws.prepare(request)
+    metrics = request.app[metrics_key]
+    metrics.sockets.inc()
+    connection = Connection(request, ws)
+    sockets = request.app[sockets_key]
+    sockets.add(connection.session)
+    try:
+        if header:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not connection.authenticate(token.strip()):
+                connection.reject()
+                await connection.drain_until_closed()
+                return ws
+        await connection.run()
+    finally:
+        sockets.discard(connection.session)
+        request.app[hub_key].drop_session(connection.session)
+        await connection.session.stop()
+        metrics.sockets.dec()
+    return ws

@@ -1,0 +1,130 @@
+"""Shared fixtures: a private MariaDB database per test (or a SQLite file), the app, tokens.
+
+MariaDB comes from PUSHSVC_TEST_MYSQL (default mysql://root@127.0.0.1:3306);
+each test creates its own database ``pushsvc_test_<random>`` and drops it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import urllib.parse
+
+import jwt
+import pymysql
+import pytest
+
+from pushsvc.app import create_app
+from pushsvc.config import Config, build_config
+from pushsvc.fixtures import SEED_TIMEZONE, load_seed
+from pushsvc.store import open_store
+
+SECRET = "test-secret-" + "x" * 40
+MYSQL_SERVER = os.environ.get("PUSHSVC_TEST_MYSQL", "mysql://root@127.0.0.1:3306")
+
+
+def _server() -> dict:
+    parsed = urllib.parse.urlsplit(MYSQL_SERVER)
+    return {
+        "host": parsed.hostname or "127.0.0.1",
+        "port": parsed.port or 3306,
+        "user": urllib.parse.unquote(parsed.username or "root"),
+        "password": urllib.parse.unquote(parsed.password or ""),
+    }
+
+
+def _admin(sql: str) -> None:
+    conn = pymysql.connect(**_server(), autocommit=True)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+    finally:
+        conn.close()
+
+
+def create_database() -> str:
+    """A new empty MariaDB database; returns its URL."""
+    name = f"pushsvc_test_{secrets.token_hex(6)}"
+    _admin(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    server = _server()
+    auth = urllib.parse.quote(server["user"]) + (":" + urllib.parse.quote(server["password"]) if server["password"] else "")
+    return f"mysql://{auth}@{server['host']}:{server['port']}/{name}"
+
+
+def drop_database(url: str) -> None:
+    name = urllib.parse.urlsplit(url).path.lstrip("/")
+    assert name.startswith("pushsvc_test_")
+    _admin(f"DROP DATABASE IF EXISTS {name}")
+
+
+@pytest.fixture(params=["mariadb"])
+def engine(request):
+    """The engine under test; the contract suite parametrizes it with both."""
+    return request.param
+
+
+@pytest.fixture
+def database_url(engine, tmp_path):
+    """An empty database of this test's own (MariaDB, or a SQLite file), dropped afterwards."""
+    if engine == "sqlite":
+        yield f"sqlite://{tmp_path / 'pushsvc.db'}"
+        return
+    url = create_database()
+    yield url
+    drop_database(url)
+
+
+def make_config(database_url: str, **sections) -> Config:
+    raw = {
+        "database": {"url": database_url, "timezone": SEED_TIMEZONE},
+        "auth": {"secret": SECRET},
+        "poller": {"interval": 0.1},
+    }
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
+    return build_config(raw, {})
+
+
+@pytest.fixture
+def config(database_url) -> Config:
+    return make_config(database_url)
+
+
+@pytest.fixture
+async def store(config):
+    """A store of the test's own (the writer side: plays the appliance)."""
+    store = open_store(config.database)
+    await store.create_schema()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def seeded(store):
+    await load_seed(store)
+    return store
+
+
+@pytest.fixture
+async def client(aiohttp_client, config, store):
+    """An HTTP client for a running app on a real socket (schema created, no rows)."""
+    return await aiohttp_client(create_app(config))
+
+
+def make_token(secret: str = SECRET, algorithm: str = "HS256", ttl: float = 3600, **claims) -> str:
+    now = dt.datetime.now(dt.timezone.utc)
+    payload = {"sub": "tester", "iat": now, "exp": now + dt.timedelta(seconds=ttl)}
+    payload.update(claims)
+    payload = {key: value for key, value in payload.items() if value is not None}
+    return jwt.encode(payload, secret, algorithm=algorithm)
+
+
+@pytest.fixture
+def token() -> str:
+    return make_token()
+
+
+@pytest.fixture
+def auth_headers(token) -> dict:
+    return {"Authorization": f"Bearer {token}"}
