@@ -58,7 +58,11 @@ def default_database_url() -> str:
 
 
 def create_app(config: Config, *, store: Store | None = None) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=64 * 1024)
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=64 * 1024,
+        handler_args={"access_log_class": AccessLogger},
+    )
     zone = resolve_zone(config.database.timezone)
     metrics = Metrics()
     store = store or open_store(config.database, default_database_url())

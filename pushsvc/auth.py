@@ -19,7 +19,8 @@ import jwt
 
 from .config import AuthConfig, ConfigError, data_dir
 
-MIN_SECRET_LENGTH = 32
+# RFC 7518 3.2: an HMAC key at least as long as the hash output.
+MIN_SECRET_LENGTH = {"HS256": 32, "HS384": 48, "HS512": 64}
 
 
 class TokenError(Exception):
@@ -42,13 +43,14 @@ def load_secret(config: AuthConfig) -> str:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_urlsafe(48))
+                handle.write(secrets.token_urlsafe(64))
         try:
             secret = path.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"auth.secret_file: cannot read {path}: {exc.strerror}") from None
-    if len(secret) < MIN_SECRET_LENGTH:
-        raise ConfigError(f"auth.secret: must be at least {MIN_SECRET_LENGTH} characters")
+    minimum = MIN_SECRET_LENGTH.get(config.algorithm, 32)
+    if len(secret.encode()) < minimum:
+        raise ConfigError(f"auth.secret: must be at least {minimum} bytes for {config.algorithm}")
     return secret
 
 

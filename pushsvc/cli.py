@@ -99,7 +99,7 @@ async def _create_schema(config: Config, seed: bool) -> int:
 
 
 def serve(config: Config, *, demo: bool = False, simulate: bool = True) -> int:
-    from .app import AccessLogger, create_app
+    from .app import create_app
 
     logging.basicConfig(
         level=config.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -123,7 +123,6 @@ def serve(config: Config, *, demo: bool = False, simulate: bool = True) -> int:
         app,
         host=host,
         port=port,
-        access_log_class=AccessLogger if config.server.access_log else None,
         access_log=logging.getLogger("pushsvc.access") if config.server.access_log else None,
         shutdown_timeout=config.server.shutdown_timeout,
         print=announce,

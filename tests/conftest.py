@@ -6,21 +6,21 @@ each test creates its own database ``pushsvc_test_<random>`` and drops it.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import secrets
 import urllib.parse
 
-import jwt
 import pymysql
 import pytest
 
 from pushsvc.app import create_app
-from pushsvc.config import Config, build_config
-from pushsvc.fixtures import SEED_TIMEZONE, load_seed
+from pushsvc.config import Config
+from pushsvc.fixtures import load_seed
 from pushsvc.store import open_store
 
-SECRET = "test-secret-" + "x" * 40
+from .dbproxy import DatabaseProxy
+from .helpers import make_config, make_token
+
 MYSQL_SERVER = os.environ.get("PUSHSVC_TEST_MYSQL", "mysql://root@127.0.0.1:3306")
 
 
@@ -75,17 +75,6 @@ def database_url(engine, tmp_path):
     drop_database(url)
 
 
-def make_config(database_url: str, **sections) -> Config:
-    raw = {
-        "database": {"url": database_url, "timezone": SEED_TIMEZONE},
-        "auth": {"secret": SECRET},
-        "poller": {"interval": 0.1},
-    }
-    for section, values in sections.items():
-        raw.setdefault(section, {}).update(values)
-    return build_config(raw, {})
-
-
 @pytest.fixture
 def config(database_url) -> Config:
     return make_config(database_url)
@@ -112,14 +101,6 @@ async def client(aiohttp_client, config, store):
     return await aiohttp_client(create_app(config))
 
 
-def make_token(secret: str = SECRET, algorithm: str = "HS256", ttl: float = 3600, **claims) -> str:
-    now = dt.datetime.now(dt.timezone.utc)
-    payload = {"sub": "tester", "iat": now, "exp": now + dt.timedelta(seconds=ttl)}
-    payload.update(claims)
-    payload = {key: value for key, value in payload.items() if value is not None}
-    return jwt.encode(payload, secret, algorithm=algorithm)
-
-
 @pytest.fixture
 def token() -> str:
     return make_token()
@@ -128,3 +109,15 @@ def token() -> str:
 @pytest.fixture
 def auth_headers(token) -> dict:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def db_proxy(database_url):
+    """A cuttable TCP path to this test's MariaDB database; yields (proxy, url through it)."""
+    parsed = urllib.parse.urlsplit(database_url)
+    proxy = DatabaseProxy(parsed.hostname, parsed.port or 3306)
+    await proxy.start()
+    netloc = parsed.netloc.rsplit("@", 1)
+    auth = netloc[0] + "@" if len(netloc) == 2 else ""
+    yield proxy, urllib.parse.urlunsplit((parsed.scheme, f"{auth}127.0.0.1:{proxy.port}", parsed.path, "", ""))
+    await proxy.cut()

@@ -3,49 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import pathlib
 import urllib.parse
 
 import pytest
 
-from pushsvc.fixtures import SEED_CONTEXT, SEED_CURRENT_JOB, for_engine, insert_row, ms
+from pushsvc.fixtures import SEED_CURRENT_JOB, for_engine, insert_row, ms
 
-SEEDS = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "seeds"
-if not SEEDS.is_dir():
-    SEEDS = pathlib.Path(__file__).resolve().parent / "seeds"
+from .helpers import assert_error_body, assert_same_document, load_seed_json
 
 pytestmark = pytest.mark.parametrize("engine", ["mariadb", "sqlite"], indirect=True)
-
-
-def load_seed_json(name: str):
-    return json.loads((SEEDS / name).read_text())
-
-
-def assert_same_document(actual, expected, path="$"):
-    """Equal values (JSON types included) and the same key order at every level."""
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict), path
-        assert list(actual) == list(expected), f"key order differs at {path}"
-        for key in expected:
-            assert_same_document(actual[key], expected[key], f"{path}.{key}")
-    elif isinstance(expected, list):
-        assert isinstance(actual, list) and len(actual) == len(expected), path
-        for index, (a, e) in enumerate(zip(actual, expected)):
-            assert_same_document(a, e, f"{path}[{index}]")
-    elif isinstance(expected, float) or isinstance(actual, float):
-        # The seed writes some doubles as integers (sync_progress_percent: 0); both are JSON numbers.
-        assert isinstance(actual, (int, float)) and not isinstance(actual, bool), path
-        assert actual == expected, path
-    else:
-        assert type(actual) is type(expected) and actual == expected, f"{path}: {actual!r} != {expected!r}"
-
-
-def assert_error_body(body: dict, message: str) -> None:
-    assert list(body) == ["error", "timestamp"]
-    assert body["error"] == message
-    parsed = dt.datetime.strptime(body["timestamp"], "%Y-%m-%dT%H:%M:%SZ")
-    assert abs((dt.datetime.utcnow() - parsed).total_seconds()) < 60
 
 
 async def test_list_matches_the_seed(client, seeded, auth_headers):

@@ -1,0 +1,111 @@
+"""Health, readiness, a database that is down, access logs, and the CLI's config handling."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from pushsvc.app import create_app
+from pushsvc.config import ConfigError, build_config
+
+from .helpers import make_config
+from .helpers import assert_error_body
+
+REFUSING = "mysql://root@127.0.0.1:1/nothing"  # nothing listens on port 1: connections are refused
+
+
+async def test_healthz_needs_no_auth(client):
+    response = await client.get("/healthz")
+    assert response.status == 200 and (await response.json()) == {"status": "ok"}
+
+
+async def test_readyz_ok_when_database_answers(client):
+    response = await client.get("/readyz")
+    assert response.status == 200
+    assert (await response.json())["database"] == "ok"
+
+
+async def test_database_refusing_connections(aiohttp_client, auth_headers):
+    client = await aiohttp_client(create_app(make_config(REFUSING)))
+    for path in ("/api/v1/vm-contexts", "/api/v1/vm-contexts/pgtest1"):
+        started = time.monotonic()
+        response = await client.get(path, headers=auth_headers)
+        assert time.monotonic() - started < 2.0
+        assert response.status == 500
+        body = await response.json()
+        assert_error_body(body, "Failed to retrieve VM context")
+    ready = await client.get("/readyz")
+    assert ready.status == 503 and (await ready.json())["database"] == "unavailable"
+    assert (await client.get("/healthz")).status == 200
+
+
+async def test_database_goes_away_and_returns(aiohttp_client, store, db_proxy, auth_headers):
+    proxy, url = db_proxy
+    client = await aiohttp_client(create_app(make_config(url)))
+    assert (await client.get("/api/v1/vm-contexts", headers=auth_headers)).status == 200
+    await proxy.cut()
+    started = time.monotonic()
+    response = await client.get("/api/v1/vm-contexts", headers=auth_headers)
+    assert time.monotonic() - started < 2.0
+    assert response.status == 500
+    assert_error_body(await response.json(), "Failed to retrieve VM context")
+    assert (await client.get("/readyz")).status == 503
+    await proxy.restore()
+    response = await client.get("/api/v1/vm-contexts", headers=auth_headers)
+    assert response.status == 200 and (await response.json()) == {"count": 0, "vm_contexts": []}
+    assert (await client.get("/readyz")).status == 200
+
+
+async def test_access_log_has_no_token(aiohttp_client, config, store, auth_headers, token, caplog):
+    client = await aiohttp_client(create_app(config))
+    with caplog.at_level(logging.INFO):
+        await client.get("/api/v1/vm-contexts?token=leaked", headers=auth_headers)
+    lines = [record.getMessage() for record in caplog.records if "GET /api/v1/vm-contexts" in record.getMessage()]
+    assert len(lines) == 1
+    assert token not in lines[0] and "leaked" not in lines[0] and "token=<redacted>" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "raw, env, message",
+    [
+        ({"server": {"port": 0}}, {}, "server.port"),
+        ({}, {"PUSHSVC_SERVER_PORT": "http"}, "server.port: expected an integer"),
+        ({}, {"PUSHSVC_POLLER_INTERVAL": "0.01"}, "poller.interval"),
+        ({}, {"PUSHSVC_DATABASE_URL": "postgres://x/y"}, "database.url"),
+        ({}, {"PUSHSVC_DATABASE_TIMEZONE": "Mars/Base"}, "database.timezone"),
+        ({"auth": {"algorithm": "none"}}, {}, "auth.algorithm"),
+        ({"auth": {"algorithm": "RS256"}}, {}, "auth.public_key_file"),
+        ({"server": {"colour": "red"}}, {}, "server.colour: unknown key"),
+        ({}, {"PUSHSVC_SERVER_COLOUR": "red"}, "PUSHSVC_SERVER_COLOUR"),
+        ({"websocket": {"allowed_origins": ["not an origin"]}}, {}, "websocket.allowed_origins"),
+    ],
+)
+def test_bad_config_names_the_key(raw, env, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        build_config(raw, env)
+
+
+def test_environment_overrides():
+    config = build_config(
+        {"poller": {"interval": 1}},
+        {
+            "PUSHSVC_POLLER_INTERVAL": "0.25",
+            "PUSHSVC_DATABASE_URL": "mysql://u:p%40ss@db.local:3307/migratekit_oma",
+            "PUSHSVC_WEBSOCKET_ALLOWED_ORIGINS": "https://a.example, https://b.example:8443",
+            "PUSHSVC_SERVER_ACCESS_LOG": "false",
+        },
+    )
+    assert config.poller.interval == 0.25
+    assert config.database.url.startswith("mysql://u:p%40ss@db.local:3307/")
+    assert config.websocket.allowed_origins == ("https://a.example", "https://b.example:8443")
+    assert config.server.access_log is False
+
+
+def test_short_secret_is_refused_without_showing_it():
+    from pushsvc.auth import load_secret
+
+    with pytest.raises(ConfigError) as info:
+        load_secret(build_config({"auth": {"secret": "short-but-secret"}}, {}).auth)
+    assert "auth.secret" in str(info.value) and "short-but-secret" not in str(info.value)
