@@ -1,0 +1,387 @@
+/**
+ * The VM detail view (topic `vm-context/<vm_name>`). The document is the
+ * REST detail body, or null when the VM does not exist. Sections are
+ * re-rendered only when their part of the document changed identity (the
+ * merge patch shares untouched subtrees), at most once per animation frame.
+ */
+
+import { h, setText, setAttr, setHidden, createMeter, setMeter } from './dom.js';
+import { isPlainObject } from './merge-patch.js';
+import {
+  DASH, clampPercent, formatBytes, formatBytesOf, formatDuration, formatEta, formatJobRate,
+  formatMemoryMb, formatPercent, formatTimestamp, humanize, jobEtaSeconds, text,
+} from './format.js';
+import { createBadge, setBadge } from './status.js';
+
+const JOB_HISTORY_LIMIT = 10;
+const CBT_HISTORY_LIMIT = 20;
+
+/** A <dl> whose <dd>s are created once and updated in place. */
+class FactList {
+  constructor(dl, fields) {
+    this.dl = dl;
+    this.fields = fields.map(([key, label, render]) => {
+      const dd = h('dd');
+      dl.append(h('div', { class: 'fact' }, h('dt', { text: label }), dd));
+      return { key, dd, render };
+    });
+  }
+
+  update(obj) {
+    for (const { key, dd, render } of this.fields) {
+      const value = render(obj ?? {});
+      if (value instanceof Node) {
+        if (dd.firstChild !== value) dd.replaceChildren(value);
+      } else {
+        setText(dd, value);
+      }
+    }
+  }
+}
+
+function timeCell(iso) {
+  const label = formatTimestamp(iso);
+  if (typeof iso !== 'string' || iso === '') return h('span', { text: label });
+  return h('time', { datetime: iso, title: iso, text: label });
+}
+
+/** A table row for the narrow layout: each cell carries its column name. */
+function row(columns, values) {
+  return h('tr', {}, ...values.map((value, i) => {
+    const attrs = { 'data-label': columns[i] };
+    const content = value instanceof Node ? value : text(value);
+    return i === 0 ? h('th', { scope: 'row', ...attrs }, content) : h('td', attrs, content);
+  }));
+}
+
+export class DetailView {
+  constructor(els, stats) {
+    this.els = els;
+    this.stats = stats;
+    this.vmName = null;
+    this.doc = undefined; // undefined: waiting for the first snapshot
+    this.error = null;
+    this.rendered = {};
+    this.frame = 0;
+    this.disks = new Map(); // disk_id -> parts
+
+    this.statusBadge = createBadge();
+    els.titleBadge.replaceChildren(this.statusBadge);
+
+    this.contextFacts = new FactList(els.contextFacts, [
+      ['context_id', 'Context ID', (c) => text(c.context_id)],
+      ['vmware_vm_id', 'VMware VM ID', (c) => text(c.vmware_vm_id)],
+      ['vcenter_host', 'vCenter', (c) => text(c.vcenter_host)],
+      ['datacenter', 'Datacenter', (c) => text(c.datacenter)],
+      ['vm_path', 'Path', (c) => text(c.vm_path)],
+      ['current_status', 'Status', (c) => humanize(c.current_status)],
+      ['power_state', 'Power state', (c) => text(c.power_state)],
+      ['vm_tools_version', 'VMware Tools', (c) => text(c.vm_tools_version)],
+      ['os_type', 'OS type', (c) => text(c.os_type)],
+      ['cpu_count', 'CPUs', (c) => text(c.cpu_count)],
+      ['memory_mb', 'Memory', (c) => formatMemoryMb(c.memory_mb)],
+      ['jobs', 'Jobs run / succeeded / failed',
+        (c) => `${c.total_jobs_run ?? 0} / ${c.successful_jobs ?? 0} / ${c.failed_jobs ?? 0}`],
+      ['current_job_id', 'Current job', (c) => text(c.current_job_id)],
+      ['last_successful_job_id', 'Last successful job', (c) => text(c.last_successful_job_id)],
+      ['created_at', 'Created', (c) => formatTimestamp(c.created_at)],
+      ['updated_at', 'Updated', (c) => formatTimestamp(c.updated_at)],
+      ['first_job_at', 'First job', (c) => formatTimestamp(c.first_job_at)],
+      ['last_job_at', 'Last job', (c) => formatTimestamp(c.last_job_at)],
+      ['last_status_change', 'Last status change', (c) => formatTimestamp(c.last_status_change)],
+    ]);
+
+    this.buildCurrentJob();
+  }
+
+  // ---- data ---------------------------------------------------------------
+
+  /** Switch to another VM: clear everything until its snapshot arrives. */
+  setVm(vmName) {
+    this.vmName = vmName;
+    this.doc = undefined;
+    this.error = null;
+    this.rendered = {};
+    this.disks.clear();
+    this.els.diskList.replaceChildren();
+    this.jobParts.meter.progress.setAttribute('aria-label', `${vmName} replication progress`);
+    setText(this.els.title, vmName);
+    document.title = `${vmName} · pushsvc`;
+    this.schedule();
+  }
+
+  setDocument(doc) {
+    this.doc = doc;
+    this.error = null;
+    this.schedule();
+  }
+
+  /** The server refused the subscription (e.g. unknown_topic). */
+  setError(message) {
+    this.error = message;
+    this.schedule();
+  }
+
+  reset() {
+    cancelAnimationFrame(this.frame);
+    this.frame = 0;
+    this.vmName = null;
+    this.doc = undefined;
+    this.rendered = {};
+    this.disks.clear();
+    this.els.diskList.replaceChildren();
+    this.els.jobHistoryBody.replaceChildren();
+    this.els.cbtHistoryBody.replaceChildren();
+  }
+
+  schedule() {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      this.render();
+    });
+  }
+
+  // ---- rendering ----------------------------------------------------------
+
+  render() {
+    const started = performance.now();
+    const { els } = this;
+    const doc = this.doc;
+    const loading = doc === undefined;
+    const missing = !loading && !isPlainObject(doc);
+
+    setHidden(els.loading, !loading);
+    setText(els.loading, this.error ? `This VM could not be loaded: ${this.error}` : 'Loading…');
+    setHidden(els.notFound, !missing);
+    setHidden(els.body, loading || missing);
+    setHidden(els.titleBadge, loading || missing);
+
+    if (!loading && !missing) {
+      const context = isPlainObject(doc.context) ? doc.context : {};
+      if (this.rendered.context !== context) {
+        this.rendered.context = context;
+        setBadge(this.statusBadge, context.current_status);
+        this.contextFacts.update(context);
+      }
+      const job = isPlainObject(doc.current_job) ? doc.current_job : null;
+      if (this.rendered.job !== job) {
+        this.rendered.job = job;
+        this.renderCurrentJob(job);
+      }
+      const disks = Array.isArray(doc.disks) ? doc.disks : [];
+      if (this.rendered.disks !== disks) {
+        this.rendered.disks = disks;
+        this.renderDisks(disks);
+      }
+      const jobs = Array.isArray(doc.job_history) ? doc.job_history : [];
+      if (this.rendered.jobs !== jobs) {
+        this.rendered.jobs = jobs;
+        this.renderJobHistory(jobs);
+      }
+      const cbt = Array.isArray(doc.cbt_history) ? doc.cbt_history : [];
+      if (this.rendered.cbt !== cbt) {
+        this.rendered.cbt = cbt;
+        this.renderCbtHistory(cbt);
+      }
+    } else {
+      this.rendered = {};
+    }
+
+    this.stats.renders += 1;
+    this.stats.lastRenderMs = Math.round((performance.now() - started) * 100) / 100;
+  }
+
+  buildCurrentJob() {
+    const { els } = this;
+    const meter = createMeter('job-progress', 'Replication progress');
+    const parts = {
+      meter,
+      badge: createBadge(),
+      id: h('span', { class: 'job-id' }),
+      type: h('span', { class: 'job-type' }),
+      percent: h('span', { class: 'job-percent' }),
+      bytes: h('span', { class: 'job-bytes' }),
+      rate: h('span', { class: 'job-rate' }),
+      eta: h('span', { class: 'job-eta' }),
+      op: h('span', { class: 'job-op' }),
+      error: h('p', { class: 'job-error', role: 'alert', hidden: true }),
+      facts: h('dl', { class: 'facts facts-compact' }),
+    };
+    const stat = (label, value) => h('div', { class: 'stat' },
+      h('span', { class: 'stat-label', text: label }), value);
+    parts.block = h('div', { class: 'current-job' },
+      h('p', { class: 'job-head' }, parts.id, parts.badge, parts.type),
+      h('div', { class: 'job-meter' }, meter.meter),
+      h('div', { class: 'stats' },
+        stat('Progress', parts.percent),
+        stat('Transferred', parts.bytes),
+        stat('Throughput', parts.rate),
+        stat('ETA', parts.eta),
+        stat('Operation', parts.op)),
+      parts.error,
+      parts.facts);
+    parts.factList = new FactList(parts.facts, [
+      ['vma_current_phase', 'Phase', (j) => text(j.vma_current_phase)],
+      ['vma_sync_type', 'Sync type', (j) => text(j.vma_sync_type)],
+      ['nbd_export_name', 'NBD export', (j) => text(j.nbd_export_name)],
+      ['change_id', 'Change ID', (j) => text(j.change_id)],
+      ['previous_change_id', 'Previous change ID', (j) => text(j.previous_change_id)],
+      ['created_at', 'Started', (j) => formatTimestamp(j.created_at)],
+      ['updated_at', 'Updated', (j) => formatTimestamp(j.updated_at)],
+      ['vma_last_poll_at', 'Last VMA poll', (j) => formatTimestamp(j.vma_last_poll_at)],
+    ]);
+    parts.none = h('p', { class: 'muted', text: 'No active job' });
+    this.jobParts = parts;
+    els.currentJobBody.replaceChildren(parts.none);
+  }
+
+  renderCurrentJob(job) {
+    const parts = this.jobParts;
+    const body = this.els.currentJobBody;
+    if (!job) {
+      if (body.firstChild !== parts.none) {
+        body.replaceChildren(parts.none);
+        parts.meter.last = null;
+      }
+      return;
+    }
+    if (body.firstChild !== parts.block) body.replaceChildren(parts.block);
+    setText(parts.id, text(job.id));
+    setBadge(parts.badge, job.status);
+    setText(parts.type, job.replication_type ? `${humanize(job.replication_type)} replication` : '');
+    setMeter(parts.meter, clampPercent(job.progress_percent));
+    setText(parts.percent, formatPercent(job.progress_percent));
+    setText(parts.bytes, formatBytesOf(job.bytes_transferred, job.total_bytes));
+    setText(parts.rate, formatJobRate(job));
+    setText(parts.eta, formatEta(jobEtaSeconds(job)));
+    setText(parts.op, job.current_operation || humanize(job.status));
+    setText(parts.error, job.error_message || '');
+    setHidden(parts.error, !job.error_message);
+    parts.factList.update(job);
+  }
+
+  renderDisks(disks) {
+    const list = this.els.diskList;
+    const seen = new Set();
+    let cursor = list.firstChild;
+    for (const disk of disks) {
+      if (!isPlainObject(disk)) continue;
+      const key = String(disk.disk_id ?? disk.id ?? '');
+      if (seen.has(key)) continue;
+      seen.add(key);
+      let parts = this.disks.get(key);
+      if (!parts) {
+        parts = this.createDisk(key);
+        this.disks.set(key, parts);
+      }
+      if (parts.el === cursor) cursor = cursor.nextSibling;
+      else list.insertBefore(parts.el, cursor);
+      if (parts.disk !== disk) {
+        parts.disk = disk;
+        this.updateDisk(parts, disk);
+      }
+    }
+    for (const [key, parts] of this.disks) {
+      if (!seen.has(key)) {
+        parts.el.remove();
+        this.disks.delete(key);
+      }
+    }
+    setHidden(this.els.disksEmpty, seen.size !== 0);
+  }
+
+  createDisk(key) {
+    const meter = createMeter('disk-progress', `Disk ${key} sync progress`);
+    const parts = {
+      meter,
+      title: h('h3', { class: 'disk-title' }),
+      badge: createBadge(),
+      percent: h('span', { class: 'disk-percent' }),
+      synced: h('span', { class: 'disk-synced' }),
+      facts: h('dl', { class: 'facts facts-compact' }),
+    };
+    parts.factList = new FactList(parts.facts, [
+      ['disk_id', 'Disk ID', (d) => text(d.disk_id)],
+      ['capacity', 'Capacity', (d) => (Number.isFinite(d.capacity_bytes) && d.capacity_bytes > 0
+        ? formatBytes(d.capacity_bytes)
+        : (Number.isFinite(d.size_gb) ? `${d.size_gb} GB` : DASH))],
+      ['datastore', 'Datastore', (d) => text(d.datastore)],
+      ['provisioning_type', 'Provisioning', (d) => text(d.provisioning_type)],
+      ['unit_number', 'Unit', (d) => text(d.unit_number)],
+      ['vmdk_path', 'VMDK', (d) => text(d.vmdk_path)],
+      ['ossea_volume_id', 'Volume ID', (d) => text(d.ossea_volume_id)],
+      ['job_id', 'Job', (d) => text(d.job_id)],
+    ]);
+    parts.el = h('li', { class: 'disk', 'data-disk': key },
+      h('div', { class: 'disk-head' }, parts.title, parts.badge),
+      h('div', { class: 'job-meter' }, meter.meter),
+      h('p', { class: 'disk-line' }, parts.percent, h('span', { class: 'sep', 'aria-hidden': 'true' }, ' · '),
+        parts.synced),
+      parts.facts);
+    return parts;
+  }
+
+  updateDisk(parts, disk) {
+    const name = disk.label || disk.disk_id || 'Disk';
+    setText(parts.title, name);
+    setAttr(parts.meter.progress, 'aria-label', `${name} (${text(disk.disk_id)}) sync progress`);
+    setBadge(parts.badge, disk.sync_status);
+    setMeter(parts.meter, clampPercent(disk.sync_progress_percent));
+    setText(parts.percent, `${formatPercent(disk.sync_progress_percent)} synced`);
+    const total = Number.isFinite(disk.capacity_bytes) && disk.capacity_bytes > 0 ? disk.capacity_bytes : null;
+    setText(parts.synced, total ? formatBytesOf(disk.bytes_synced ?? 0, total) : `${formatBytes(disk.bytes_synced ?? 0)} synced`);
+    parts.factList.update(disk);
+  }
+
+  renderJobHistory(jobs) {
+    const columns = ['Job', 'Status', 'Type', 'Progress', 'Transferred', 'Created', 'Completed'];
+    const rows = jobs.slice(0, JOB_HISTORY_LIMIT).filter(isPlainObject).map((job) => {
+      const badge = createBadge();
+      setBadge(badge, job.status);
+      return row(columns, [
+        h('span', { class: 'mono', text: text(job.id) }),
+        badge,
+        humanize(job.replication_type),
+        formatPercent(job.progress_percent),
+        formatBytesOf(job.bytes_transferred, job.total_bytes),
+        timeCell(job.created_at),
+        timeCell(job.completed_at),
+      ]);
+    });
+    this.els.jobHistoryBody.replaceChildren(...rows);
+    setHidden(this.els.jobHistoryTable, rows.length === 0);
+    setHidden(this.els.jobHistoryEmpty, rows.length !== 0);
+  }
+
+  renderCbtHistory(entries) {
+    const columns = ['Created', 'Disk', 'Job', 'Sync type', 'Change ID', 'Blocks changed',
+      'Transferred', 'Duration', 'Succeeded'];
+    const rows = entries.slice(0, CBT_HISTORY_LIMIT).filter(isPlainObject).map((entry) => {
+      const changeId = entry.change_id ? h('span', { class: 'mono change-id', title: entry.change_id, text: entry.change_id }) : DASH;
+      const result = h('span', {
+        class: `result ${entry.sync_success ? 'ok' : 'not-ok'}`,
+        text: entry.sync_success ? 'Yes' : 'No',
+      });
+      return row(columns, [
+        timeCell(entry.created_at),
+        text(entry.disk_id),
+        h('span', { class: 'mono', text: text(entry.job_id) }),
+        humanize(entry.sync_type),
+        changeId,
+        Number.isFinite(entry.blocks_changed) ? entry.blocks_changed.toLocaleString() : DASH,
+        formatBytes(entry.bytes_transferred),
+        formatDuration(entry.sync_duration_seconds),
+        result,
+      ]);
+    });
+    this.els.cbtHistoryBody.replaceChildren(...rows);
+    setHidden(this.els.cbtHistoryTable, rows.length === 0);
+    setHidden(this.els.cbtHistoryEmpty, rows.length !== 0);
+  }
+
+  /** Move focus to the heading (after navigating here). */
+  focusHeading() {
+    this.els.title.focus({ preventScroll: true });
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * Tiny DOM helpers. Data from the server is only ever written with
+ * textContent or attributes, never parsed as HTML.
+ */
+
+/** h('span', {class: 'x', 'data-vm': name}, child, 'text') */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === 'class') el.className = value;
+    else if (name === 'text') el.textContent = value;
+    else el.setAttribute(name, value === true ? '' : String(value));
+  }
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+/** Set textContent only when it changes (cheap on hot paths). */
+export function setText(el, value) {
+  const next = String(value);
+  if (el.__text !== next) {
+    el.__text = next;
+    el.textContent = next;
+  }
+}
+
+/** Set an attribute only when it changes. */
+export function setAttr(el, name, value) {
+  const key = `__attr_${name}`;
+  const next = String(value);
+  if (el[key] !== next) {
+    el[key] = next;
+    el.setAttribute(name, next);
+  }
+}
+
+/** Toggle `hidden` only when it changes. */
+export function setHidden(el, hidden) {
+  if (el.hidden !== hidden) el.hidden = hidden;
+}
+
+/**
+ * A progress meter: a native <progress> (exposed to assistive technology,
+ * the element tests look for) laid over a styled bar whose CSS transition
+ * makes the movement smooth.
+ */
+export function createMeter(progressClass, label) {
+  const fill = h('span', { class: 'meter-fill' });
+  const progress = h('progress', { class: progressClass, max: '100', value: '0', 'aria-label': label });
+  const meter = h('span', { class: 'meter' }, h('span', { class: 'meter-track', 'aria-hidden': 'true' }, fill), progress);
+  return { meter, fill, progress, last: null };
+}
+
+/** Move a meter created by createMeter to `percent` (0..100). */
+export function setMeter(m, percent) {
+  if (m.last === percent) return;
+  m.last = percent;
+  m.progress.value = percent;
+  m.fill.style.transform = `scaleX(${percent / 100})`;
+}
+
