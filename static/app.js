@@ -136,7 +136,7 @@ function setDatabaseBanner(database, since) {
   }
   const when = since ? new Date(since) : null;
   const at = when && !Number.isNaN(when.getTime()) ? ` since ${when.toLocaleTimeString()}` : '';
-  els.dbBanner.textContent = `The database is unavailable${at}. Showing the last data received; `
+  els.dbBanner.textContent = `The database has been unavailable${at}. Showing the last data received; `
     + 'updates resume when it is back.';
   els.dbBanner.hidden = false;
 }
@@ -182,6 +182,7 @@ function showSignIn(error = '') {
   els.detail.hidden = true;
   els.changeToken.hidden = true;
   els.signOut.hidden = true;
+  els.navDashboard.hidden = true;
   els.tokenExpiry.hidden = true;
   els.dbBanner.hidden = true;
   document.title = 'Sign in · pushsvc';
@@ -242,6 +243,7 @@ function enterApp() {
   els.signinError.hidden = true;
   els.changeToken.hidden = false;
   els.signOut.hidden = false;
+  els.navDashboard.hidden = false;
   connection.start();
   currentTopic = null;
   applyRoute(parseRoute(location.hash), true);

@@ -376,7 +376,7 @@ export class Connection extends EventTarget {
     this.stats.deltas += 1;
     const state = this.topics.get(message.topic);
     if (!state || state.resyncing || !state.hasState) return;
-    if (message.epoch !== state.epoch || message.seq !== state.seq + 1) {
+    if (message.epoch !== state.epoch || message.seq !== state.seq + 1 || message.patch === undefined) {
       // A gap or a foreign epoch: our document can no longer be trusted.
       this.stats.resyncs = (this.stats.resyncs ?? 0) + 1;
       this.sendSubscribe(message.topic, false);
