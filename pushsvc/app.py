@@ -57,7 +57,8 @@ def default_database_url() -> str:
     return f"sqlite://{data_dir() / 'pushsvc.db'}"
 
 
-def create_app(config: Config, *, store: Store | None = None) -> web.Application:
+def create_app(config: Config, *, store: Store | None = None, run_poller: bool = True) -> web.Application:
+    """The service. ``run_poller=False`` leaves ticking to the caller (``poll_once``), for tests."""
     app = web.Application(
         middlewares=[error_middleware, auth_middleware],
         client_max_size=64 * 1024,
@@ -84,7 +85,8 @@ def create_app(config: Config, *, store: Store | None = None) -> web.Application
     app[sockets_key] = set()
 
     app.cleanup_ctx.append(store_context)
-    app.cleanup_ctx.append(poller_context)
+    if run_poller:
+        app.cleanup_ctx.append(poller_context)
     app.on_shutdown.append(close_sockets)
 
     app.router.add_get("/api/v1/vm-contexts", api.list_vm_contexts)

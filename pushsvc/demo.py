@@ -1,32 +1,81 @@
-"""``--demo``: create the schema and demo rows in the demo database."""
+"""``--demo``: the demo database (schema, a dozen VMs) and the simulator that drives it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import datetime as dt
+import logging
 from typing import AsyncIterator, Callable
 
 from aiohttp import web
 
-from .fixtures import load_seed
-from .keys import store_key
+from .demo_data import DEMO_MARKER, load_demo
+from .keys import store_key, zone_key
+from .simulator import Simulator
+from .store import Reader, Store
+
+log = logging.getLogger(__name__)
 
 
 def demo_context(simulate: bool) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context: demo rows in an empty database, then (optionally) the simulator.
+
+    A database that already holds VM contexts is left as it is; the simulator
+    then drives only VMs an earlier demo wrote, never anyone else's.
+    """
+
     async def context(app: web.Application) -> AsyncIterator[None]:
         store = app[store_key]
-        async with store.snapshot() as reader:
-            tables = await _has_schema(reader, store.engine)
-        if not tables:
-            await store.create_schema()
-        async with store.snapshot() as reader:
-            existing = (await reader.fetch_all("SELECT COUNT(*) FROM vm_replication_contexts"))[0][0]
-        if not existing:
-            await load_seed(store)
+        zone = app[zone_key]
+
+        def clock() -> dt.datetime:
+            # The appliance writes naive times in its own zone, which need not be this machine's.
+            return dt.datetime.now(zone).replace(tzinfo=None)
+
+        context_ids = await prepare_demo_database(store, clock())
+        task = None
+        if simulate:
+            simulator = Simulator(store, context_ids, clock=clock)
+            task = asyncio.create_task(simulator.run(), name="demo-simulator")
         yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     return context
 
 
-async def _has_schema(reader, engine: str) -> bool:
+async def prepare_demo_database(store: Store, now: dt.datetime) -> set[str]:
+    """Create the schema if missing and load the demo VMs into an empty database.
+
+    Returns the context ids the simulator may drive.
+    """
+    async with store.snapshot() as reader:
+        has_schema = await _has_schema(reader, store.engine)
+    if not has_schema:
+        log.info("demo: creating the appliance schema")
+        await store.create_schema()
+    async with store.snapshot() as reader:
+        existing = (await reader.fetch_all("SELECT COUNT(*) FROM vm_replication_contexts"))[0][0]
+    if not existing:
+        context_ids = await load_demo(store, now)
+        log.info("demo: loaded %d demo VMs", len(context_ids))
+        return context_ids
+    async with store.snapshot() as reader:
+        rows = await reader.fetch_all(
+            "SELECT context_id FROM vm_replication_contexts WHERE last_operation_summary = %s", [DEMO_MARKER]
+        )
+    log.info(
+        "demo: the database already holds %d VM contexts; leaving them as they are (%d written by an earlier demo)",
+        existing,
+        len(rows),
+    )
+    return {row[0] for row in rows}
+
+
+async def _has_schema(reader: Reader, engine: str) -> bool:
     if engine == "sqlite":
         rows = await reader.fetch_all(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name = %s", ["vm_replication_contexts"]

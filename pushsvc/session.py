@@ -122,6 +122,8 @@ class Session:
         try:
             while True:
                 while not self._outbox:
+                    if self.closing:
+                        return  # drained: the closer sends the close frame now
                     self._wakeup.clear()
                     await self._wakeup.wait()
                 topic, data, request_id = self._outbox.popleft()
@@ -151,19 +153,25 @@ class Session:
             self._expiry = self._loop.call_later(max(delay, 0), self.close, CLOSE_EXPIRED, "token expired")
 
     def close(self, code: int, reason: str = "") -> None:
-        """Close the socket with ``code`` from any task; queued messages are dropped."""
+        """Close the socket with ``code`` from any task, after flushing the queue (not for 1013)."""
         if self.closing:
             return
         self.closing = True
         if code == CLOSE_TRY_AGAIN:
+            # Too slow: what is queued will not be read in time anyway.
             self._metrics.slow_closes.inc()
-        self._outbox.clear()
-        self._writer.cancel()
+            self._outbox.clear()
+            self._writer.cancel()
+        self._wakeup.set()
         self._closer = self._loop.create_task(self._close(code, reason))
 
     async def _close(self, code: int, reason: str) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(self._writer, return_exceptions=True)
+        # Let the writer flush what is queued (an error frame explaining a 1008,
+        # say), but never wait on a client for long.
+        try:
+            await asyncio.wait_for(asyncio.shield(self._writer), _CLOSE_TIMEOUT)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            self._writer.cancel()
         try:
             await asyncio.wait_for(self._ws.close(code=code, message=reason.encode()), _CLOSE_TIMEOUT)
         except (asyncio.TimeoutError, ConnectionError, RuntimeError):

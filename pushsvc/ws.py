@@ -158,8 +158,7 @@ class Connection:
     def handle_text(self, text: str) -> None:
         request_id = None
         try:
-            if not self.limiter.allow():
-                raise ClientError("rate_limited", f"more than {self.config.rate_limit:g} messages per second")
+            allowed = self.limiter.allow()
             try:
                 message = orjson.loads(text)
             except orjson.JSONDecodeError:
@@ -170,6 +169,8 @@ class Connection:
                 if not _valid_id(message["id"]):
                     raise ClientError("bad_request", "id must be a string or an integer")
                 request_id = message["id"]
+            if not allowed:
+                raise ClientError("rate_limited", f"more than {self.config.rate_limit:g} messages per second")
             self.dispatch(message, request_id)
         except ClientError as exc:
             self.report(exc.code, exc.message, request_id)

@@ -121,3 +121,11 @@ async def db_proxy(database_url):
     auth = netloc[0] + "@" if len(netloc) == 2 else ""
     yield proxy, urllib.parse.urlunsplit((parsed.scheme, f"{auth}127.0.0.1:{proxy.port}", parsed.path, "", ""))
     await proxy.cut()
+
+
+@pytest.fixture
+async def manual_app(aiohttp_client, config, store):
+    """(app, client) with the poller not ticking by itself: tests call ``poll_once``."""
+    app = create_app(config, run_poller=False)
+    client = await aiohttp_client(app)
+    return app, client

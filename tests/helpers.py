@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import pathlib
+import urllib.parse
 
 import jwt
 
 from pushsvc.config import Config, build_config
 from pushsvc.fixtures import SEED_TIMEZONE
+from pushsvc.patch import drop_nulls
 
 SECRET = "test-secret-" + "x" * 60
 SEEDS = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "seeds"
@@ -65,3 +67,26 @@ def assert_error_body(body: dict, message: str) -> None:
     assert abs((dt.datetime.utcnow() - parsed).total_seconds()) < 60
 
 
+
+
+async def rest_dashboard(client, headers) -> dict:
+    """What the ``vm-contexts`` document must equal: REST list items plus current-job summaries."""
+    from pushsvc.documents import job_summary
+
+    listing = await (await client.get("/api/v1/vm-contexts", headers=headers)).json()
+    entries = {}
+    for item in listing["vm_contexts"]:
+        name = item["vm_name"]
+        quoted = urllib.parse.quote(name, safe="")
+        detail = await (await client.get(f"/api/v1/vm-contexts/{quoted}", headers=headers)).json()
+        entries.setdefault(name, {**item, "current_job": job_summary(detail["current_job"])})
+    return drop_nulls({"vm_contexts": entries})
+
+
+async def rest_detail(client, headers, vm_name: str):
+    """What a ``vm-context/<name>`` document must equal (None for an unknown VM)."""
+    response = await client.get("/api/v1/vm-contexts/" + urllib.parse.quote(vm_name, safe=""), headers=headers)
+    if response.status == 404:
+        return None
+    assert response.status == 200
+    return drop_nulls(await response.json())
