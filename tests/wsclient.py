@@ -24,6 +24,7 @@ class LiveClient:
         self.seqs: dict[str, int] = {}
         self.epoch: str | None = None
         self.log: list[dict] = []
+        self.subscribed: set[str] = set()
 
     @classmethod
     async def connect(cls, client, token: str | None = None, *, header: bool = True, **kwargs) -> "LiveClient":
@@ -40,6 +41,10 @@ class LiveClient:
         return live
 
     async def send(self, message: dict) -> None:
+        if message.get("type") == "subscribe":
+            self.subscribed.add(message["topic"])
+        elif message.get("type") == "unsubscribe":
+            self.subscribed.discard(message["topic"])
         await self.ws.send_str(orjson.dumps(message).decode())
 
     async def receive(self, timeout: float = TIMEOUT) -> dict:
@@ -84,11 +89,11 @@ class LiveClient:
         return await self.expect("snapshot")
 
     async def catch_up(self, hub, topics=None, timeout: float = TIMEOUT) -> None:
-        """Receive until every (given) topic's seq equals the hub's."""
+        """Receive until every given (default: subscribed) topic's seq equals the hub's."""
+        wanted = list(topics or self.subscribed)
         async with asyncio.timeout(timeout):
-            for topic in topics or list(self.docs):
-                while self.seqs.get(topic) != hub.topics[topic].seq:
-                    await self.receive(timeout)
+            while any(self.seqs.get(topic) != hub.topics[topic].seq for topic in wanted):
+                await self.receive(timeout)
 
     async def expect_closed(self, timeout: float = TIMEOUT) -> int:
         """Read until the server closes; returns the close code."""
