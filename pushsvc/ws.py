@@ -174,6 +174,9 @@ class Connection:
             self.dispatch(message, request_id)
         except ClientError as exc:
             self.report(exc.code, exc.message, request_id)
+        except Exception:  # a bug of ours: say so, keep the socket, log once
+            log.exception("error handling a client message on session %s", self.session.id)
+            self.session.send(_error("internal", "internal error", request_id))
 
     def dispatch(self, message: dict[str, Any], request_id: Any) -> None:
         kind = message.get("type")
