@@ -112,8 +112,13 @@ def _index(path: Path) -> Handler:
 
 
 async def store_context(app: web.Application) -> AsyncIterator[None]:
+    store = app[store_key]
+    if store.engine == "sqlite" and not await store.has_schema():
+        # The embedded database is ours: give a fresh file the appliance's tables.
+        # A MariaDB database is the appliance's and is never changed.
+        await store.create_schema()
     yield
-    await app[store_key].close()
+    await store.close()
 
 
 async def poller_context(app: web.Application) -> AsyncIterator[None]:

@@ -87,10 +87,12 @@ class Poller:
                 failures += 1
                 self._mark_unavailable(str(exc))
                 delay = min(self.backoff_max, self.interval * 2 ** min(failures, 16))
-            except Exception:  # a bug: log it, keep serving, retry next tick
-                log.exception("poll tick failed")
-                self.last_error = "internal error"
-                delay = self.interval
+            except Exception as exc:  # a bug or a schema problem: log it once, keep serving, retry
+                if self.last_error != repr(exc):
+                    log.exception("poll tick failed (repeats are not logged until a tick succeeds)")
+                self.last_error = repr(exc)
+                delay = min(self.backoff_max, self.interval * 2 ** min(failures + 1, 16))
+                failures += 1
             remaining = delay - (loop.time() - started)
             if remaining > 0:
                 try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +110,47 @@ def test_short_secret_is_refused_without_showing_it():
     with pytest.raises(ConfigError) as info:
         load_secret(build_config({"auth": {"secret": "short-but-secret"}}, {}).auth)
     assert "auth.secret" in str(info.value) and "short-but-secret" not in str(info.value)
+
+
+async def test_metrics_exposes_the_counters(manual_app, seeded, token):
+    from pushsvc.keys import poller_key
+
+    from .wsclient import LiveClient
+
+    app, client = manual_app
+    live = await LiveClient.connect(client, token)
+    await live.send({"type": "subscribe", "topic": "vm-contexts"})
+    await live.send({"type": "ping"})
+    await live.expect("pong")
+    await app[poller_key].poll_once()
+    await live.expect("snapshot")
+    text = await (await client.get("/metrics")).text()
+    values = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("pushsvc_") and " " in line
+    }
+    assert values["pushsvc_websockets"] == 1
+    assert values["pushsvc_subscriptions"] == 1
+    assert values["pushsvc_poll_queries_per_tick"] == 2  # contexts+jobs, and the read-only commit
+    assert values["pushsvc_messages_sent_total"] >= 3  # welcome, pong, snapshot
+    for name in ("pushsvc_poll_duration_seconds_count", "pushsvc_bytes_sent_total", "pushsvc_resyncs_total",
+                 "pushsvc_slow_closes_total", "pushsvc_poll_ticks_total"):
+        assert name in values
+
+
+def test_cli_schema_seed_and_token(database_url, tmp_path):
+    import subprocess
+    import sys
+
+    import jwt
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PUSHSVC_AUTH_SECRET": "s" * 40}
+    run = [sys.executable, str(Path(__file__).resolve().parent.parent / "run.py")]
+    done = subprocess.run([*run, "schema", "--database", database_url, "--seed"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    token = subprocess.run([*run, "token", "--subject", "alice", "--ttl", "90s"], capture_output=True, text=True, env=env)
+    claims = jwt.decode(token.stdout.strip(), "s" * 40, algorithms=["HS256"])
+    assert claims["sub"] == "alice" and claims["exp"] - claims["iat"] == 90
+    bad = subprocess.run([*run, "token"], capture_output=True, text=True, env={**env, "PUSHSVC_POLLER_INTERVAL": "fast"})
+    assert bad.returncode == 2 and "poller.interval" in bad.stderr and "Traceback" not in bad.stderr

@@ -58,6 +58,10 @@ class Store(abc.ABC):
         """Raise StoreUnavailable unless the database answers a trivial query."""
 
     @abc.abstractmethod
+    async def has_schema(self) -> bool:
+        """Whether the appliance's tables exist (vm_replication_contexts stands for them)."""
+
+    @abc.abstractmethod
     async def create_schema(self) -> None:
         """Create the appliance's tables in an empty database (dev, demo, tests)."""
 

@@ -123,6 +123,14 @@ class MariaDBStore(Store):
         async with self.snapshot() as reader:
             await reader.fetch_all("SELECT 1")
 
+    async def has_schema(self) -> bool:
+        async with self.snapshot() as reader:
+            rows = await reader.fetch_all(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = %s",
+                ["vm_replication_contexts"],
+            )
+        return bool(rows)
+
     async def create_schema(self) -> None:
         ddl = resources.files(__package__).joinpath("schema_mariadb.sql").read_text(encoding="utf-8")
         async with self.transaction() as writer:

@@ -94,6 +94,13 @@ class SQLiteStore(Store):
         async with self.snapshot() as reader:
             await reader.fetch_all("SELECT 1")
 
+    async def has_schema(self) -> bool:
+        async with self.snapshot() as reader:
+            rows = await reader.fetch_all(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = %s", ["vm_replication_contexts"]
+            )
+        return bool(rows)
+
     async def create_schema(self) -> None:
         ddl = resources.files(__package__).joinpath("schema_sqlite.sql").read_text(encoding="utf-8")
         async with self._lock:
