@@ -10,10 +10,11 @@ from typing import AsyncIterator, Callable
 
 from aiohttp import web
 
+from .app import default_database_url
 from .demo_data import DEMO_MARKER, load_demo
-from .keys import store_key, zone_key
+from .keys import config_key, zone_key
 from .simulator import Simulator
-from .store import Reader, Store
+from .store import Reader, Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -23,26 +24,33 @@ def demo_context(simulate: bool) -> Callable[[web.Application], AsyncIterator[No
 
     A database that already holds VM contexts is left as it is; the simulator
     then drives only VMs an earlier demo wrote, never anyone else's.
+
+    The demo writes through connections of its own, as the appliance would:
+    the service's store closes before this context ends (``--demo`` inserts it
+    first, so it is cleaned up last), and the simulator must not outlive it.
     """
 
     async def context(app: web.Application) -> AsyncIterator[None]:
-        store = app[store_key]
         zone = app[zone_key]
 
         def clock() -> dt.datetime:
             # The appliance writes naive times in its own zone, which need not be this machine's.
             return dt.datetime.now(zone).replace(tzinfo=None)
 
-        context_ids = await prepare_demo_database(store, clock())
+        store = open_store(app[config_key].database, default_database_url())
         task = None
-        if simulate:
-            simulator = Simulator(store, context_ids, clock=clock)
-            task = asyncio.create_task(simulator.run(), name="demo-simulator")
-        yield
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        try:
+            context_ids = await prepare_demo_database(store, clock())
+            if simulate:
+                simulator = Simulator(store, context_ids, clock=clock)
+                task = asyncio.create_task(simulator.run(), name="demo-simulator")
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await store.close()
 
     return context
 

@@ -169,6 +169,7 @@ class Simulator:
             except Exception:
                 delay = min(max(delay, period) * 2, 30.0)
                 log.exception("simulator step failed; retrying in %.0fs", delay)
+            _raise_if_cancelled()
             await asyncio.sleep(delay)
 
     async def step(self) -> None:
@@ -481,3 +482,15 @@ class Simulator:
                 }, engine))
         self._idle_until.pop(vm.context_id, None)
         log.info("simulator: %s started %s (%s, %d bytes)", vm.vm_name, job_id, kind, total)
+
+
+def _raise_if_cancelled() -> None:
+    """Re-raise a cancellation the step swallowed.
+
+    Python 3.11's ``wait_for`` (used by the store) drops a cancellation that
+    arrives as the awaited call finishes, returning its result or error
+    instead; the loop would then run on and ``cancel()`` + ``await`` hang.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

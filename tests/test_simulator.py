@@ -483,16 +483,40 @@ async def test_run_logs_errors_backs_off_and_keeps_going(store, caplog):
     assert any("step failed" in message for message in messages)
 
 
+async def test_run_stops_even_when_a_step_swallows_the_cancellation(store):
+    # Python 3.11's wait_for (inside the store) can drop a cancellation that races a finishing query.
+    simulator = Simulator(store, set(), clock=ScriptedClock(), seed=1)
+    entered = asyncio.Event()
+
+    async def swallowing_step():
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            pass
+
+    simulator.step = swallowing_step
+    task = asyncio.create_task(simulator.run(period=0.01))
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+
+
 # ---- --demo ----------------------------------------------------------------
 
 
-async def test_demo_context_creates_the_schema_loads_and_simulates(aiohttp_client, config, auth_headers):
+async def test_demo_context_creates_the_schema_loads_and_simulates(config, aiohttp_client, auth_headers):
+    # ``config`` first: its database must outlive the app, whose simulator may be mid-transaction.
     app = create_app(config)
     app.cleanup_ctx.insert(0, demo_context(simulate=True))
     client = await aiohttp_client(app)
-    response = await client.get("/api/v1/vm-contexts", headers=auth_headers)
-    assert (await response.json())["count"] == 12
-    await assert_seed_vm_untouched(client, auth_headers)
+    try:
+        response = await client.get("/api/v1/vm-contexts", headers=auth_headers)
+        assert (await response.json())["count"] == 12
+        await assert_seed_vm_untouched(client, auth_headers)
+    finally:
+        await client.close()  # cancels the simulator and closes its connections
 
 
 async def test_demo_leaves_a_populated_database_alone(store):
