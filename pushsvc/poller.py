@@ -18,6 +18,7 @@ recovery says ``status: ok`` and publishes whatever changed meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -95,10 +96,9 @@ class Poller:
                 failures += 1
             remaining = delay - (loop.time() - started)
             if remaining > 0:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), remaining)
-                except asyncio.TimeoutError:
-                    pass
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(remaining):  # not wait_for: see store/mariadb.py
+                        await self._wake.wait()
             self._wake.clear()
             gap = min_gap - (loop.time() - started)
             if gap > 0:

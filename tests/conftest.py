@@ -53,9 +53,27 @@ def create_database() -> str:
 
 
 def drop_database(url: str) -> None:
+    """Drop a test database, first ending any session still using it.
+
+    A test's app may still hold a connection (fixture teardown order is not
+    guaranteed); a DROP waiting on its metadata lock would block this thread,
+    and with it the event loop that must release the lock.
+    """
     name = urllib.parse.urlsplit(url).path.lstrip("/")
     assert name.startswith("pushsvc_test_")
-    _admin(f"DROP DATABASE IF EXISTS {name}")
+    conn = pymysql.connect(**_server(), autocommit=True)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()", [name])
+            for (session_id,) in cursor.fetchall():
+                try:
+                    cursor.execute(f"KILL {int(session_id)}")
+                except pymysql.err.OperationalError:
+                    pass  # already gone
+            cursor.execute("SET SESSION lock_wait_timeout = 10")
+            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+    finally:
+        conn.close()
 
 
 @pytest.fixture(params=["mariadb"])
@@ -96,7 +114,7 @@ async def seeded(store):
 
 
 @pytest.fixture
-async def client(aiohttp_client, config, store):
+async def client(config, store, aiohttp_client):
     """An HTTP client for a running app on a real socket (schema created, no rows)."""
     return await aiohttp_client(create_app(config))
 
@@ -124,7 +142,7 @@ async def db_proxy(database_url):
 
 
 @pytest.fixture
-async def manual_app(aiohttp_client, config, store):
+async def manual_app(config, store, aiohttp_client):
     """(app, client) with the poller not ticking by itself: tests call ``poll_once``."""
     app = create_app(config, run_poller=False)
     client = await aiohttp_client(app)

@@ -1,5 +1,9 @@
 """MariaDB (and MySQL) through an aiomysql pool.
 
+Timeouts use ``asyncio.timeout`` rather than ``wait_for``: on Python 3.11
+``wait_for`` can swallow a cancellation that arrives as the awaited call
+finishes, which made shutdown hang now and then.
+
 Connections are opened lazily (``minsize=0``) so the service starts while the
 database is down; every connect and statement is bounded by the configured
 timeouts. Reads run in REPEATABLE READ transactions, so all statements of one
@@ -33,7 +37,8 @@ class _Connection(Writer):
     async def _run(self, sql: str, args: Args) -> aiomysql.Cursor:
         self._store.statements += 1
         cursor = await self._conn.cursor()
-        await asyncio.wait_for(cursor.execute(sql, tuple(args) or None), self._store.query_timeout)
+        async with asyncio.timeout(self._store.query_timeout):
+            await cursor.execute(sql, tuple(args) or None)
         return cursor
 
     async def fetch_all(self, sql: str, args: Args = ()) -> list[tuple]:
@@ -88,16 +93,15 @@ class MariaDBStore(Store):
     async def _connection(self, *, commit: bool) -> AsyncIterator[_Connection]:
         try:
             pool = await self._get_pool()
-            conn = await asyncio.wait_for(pool.acquire(), self._connect_timeout + self.query_timeout)
+            async with asyncio.timeout(self._connect_timeout + self.query_timeout):
+                conn = await pool.acquire()
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(_describe(exc)) from exc
         try:
             yield _Connection(self, conn)
             self.statements += 1
-            if commit:
-                await asyncio.wait_for(conn.commit(), self.query_timeout)
-            else:
-                await asyncio.wait_for(conn.rollback(), self.query_timeout)
+            async with asyncio.timeout(self.query_timeout):
+                await (conn.commit() if commit else conn.rollback())
         except BaseException as exc:
             # A connection interrupted mid-statement cannot be reused.
             conn.close()
