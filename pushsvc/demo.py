@@ -14,7 +14,7 @@ from .app import default_database_url
 from .demo_data import DEMO_MARKER, load_demo
 from .keys import config_key, zone_key
 from .simulator import Simulator
-from .store import Reader, Store, open_store
+from .store import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,7 @@ async def prepare_demo_database(store: Store, now: dt.datetime) -> set[str]:
 
     Returns the context ids the simulator may drive.
     """
-    async with store.snapshot() as reader:
-        has_schema = await _has_schema(reader, store.engine)
-    if not has_schema:
+    if not await store.has_schema():
         log.info("demo: creating the appliance schema")
         await store.create_schema()
     async with store.snapshot() as reader:
@@ -81,16 +79,3 @@ async def prepare_demo_database(store: Store, now: dt.datetime) -> set[str]:
         len(rows),
     )
     return {row[0] for row in rows}
-
-
-async def _has_schema(reader: Reader, engine: str) -> bool:
-    if engine == "sqlite":
-        rows = await reader.fetch_all(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = %s", ["vm_replication_contexts"]
-        )
-    else:
-        rows = await reader.fetch_all(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = %s",
-            ["vm_replication_contexts"],
-        )
-    return bool(rows)
