@@ -8,6 +8,12 @@ replaced by one snapshot marker: the writer encodes (or reuses) the topic's
 current snapshot when it gets there, so the client still converges. A client
 whose writer has been stuck on one send for ``slow_close_after`` seconds, or
 whose outbox still overflows, is closed with 1013.
+
+Fast path: a delta offered to a socket with nothing queued, no send in
+progress and an empty transport buffer (the usual case: the client keeps up)
+is written at once as a ready-made frame, without waking the writer task.
+Order is kept (nothing earlier is still waiting), and a socket that is
+backing up takes the queued path, so the slow-client policy is unchanged.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import collections
 import contextlib
 import logging
 import secrets
+import struct
 from typing import Any, Callable
 
 from aiohttp import WSMsgType, web
@@ -45,11 +52,13 @@ class Session:
         limits: WebSocketConfig,
         metrics: Metrics,
         abort: Callable[[], None] = lambda: None,
+        transport: asyncio.Transport | None = None,
     ) -> None:
         self.id = secrets.token_urlsafe(12)
         self.topics: set[str] = set()
         self.closing = False
         self._ws = ws
+        self._transport = transport
         self._hub = hub
         self._metrics = metrics
         self._abort = abort
@@ -72,6 +81,8 @@ class Session:
         """Queue a delta of ``topic`` (called by the hub's fan-out)."""
         if self.closing or topic in self._resyncing:
             return  # the queued snapshot will already include this change
+        if not self._outbox and self._write_now(data):
+            return
         if len(self._outbox) >= self._limit:
             self._metrics.resyncs.inc()
             self.offer_snapshot(topic, None)
@@ -79,6 +90,22 @@ class Session:
             return
         self._outbox.append((topic, data, None))
         self._wakeup.set()
+
+    def _write_now(self, data: bytes) -> bool:
+        """Write a frame straight to an idle socket; False when it must be queued instead."""
+        transport = self._transport
+        if (
+            transport is None
+            or self._send_started is not None
+            or transport.get_write_buffer_size()
+            or transport.is_closing()
+            or self._ws.closed
+        ):
+            return False
+        transport.write(text_frame(data))
+        self._metrics.messages_sent.inc()
+        self._metrics.bytes_sent.inc(len(data))
+        return True
 
     def offer_snapshot(self, topic: str, request_id: Any) -> None:
         """Replace whatever is queued for ``topic`` by one fresh snapshot."""
@@ -191,3 +218,13 @@ class Session:
         await asyncio.gather(self._writer, return_exceptions=True)
         if self._closer is not None and self._closer is not asyncio.current_task():
             await asyncio.gather(self._closer, return_exceptions=True)
+
+
+def text_frame(payload: bytes) -> bytes:
+    """``payload`` as one final, unmasked, uncompressed text frame (RFC 6455 5.2), as aiohttp frames it."""
+    length = len(payload)
+    if length < 126:
+        return struct.pack("!BB", 0x81, length) + payload
+    if length < 65536:
+        return struct.pack("!BBH", 0x81, 126, length) + payload
+    return struct.pack("!BBQ", 0x81, 127, length) + payload

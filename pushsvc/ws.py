@@ -106,7 +106,12 @@ class Connection:
         self.ws = ws
         transport = request.transport
         self.session = Session(
-            ws, self.hub, self.config, app[metrics_key], abort=(transport.abort if transport else lambda: None)
+            ws,
+            self.hub,
+            self.config,
+            app[metrics_key],
+            abort=(transport.abort if transport else lambda: None),
+            transport=transport,
         )
         self.limiter = RateLimiter(self.config.rate_limit, self.config.rate_burst)
         self.error_times: collections.deque[float] = collections.deque()
