@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def measure(server: Server, fleet: SocketFleet, seconds: float) -> dict:
     fleet.reset()
-    before = server.metrics() if server.argv[-1] == "run.py" else {}
+    before = server.metrics() if server.pushsvc else {}
     with Window(server) as window:
         time.sleep(seconds)
     stats = fleet.stats()

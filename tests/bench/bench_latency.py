@@ -74,9 +74,11 @@ def run_markers(db: BenchDatabase, job_id: str, interval: float, duration: float
     return markers
 
 
-def latencies(markers: list[tuple[int, float, float]], arrivals: list[list[tuple[int, float]]]) -> tuple[list[float], list[float], int]:
-    """(every socket's latency per marker, each marker's slowest socket, missing pairs)."""
-    pairs, slowest, missing = [], [], 0
+def latencies(
+    markers: list[tuple[int, float, float]], arrivals: list[list[tuple[int, float]]]
+) -> tuple[list[float], list[float], list[float], int]:
+    """(every socket's latency per marker, each marker's slowest socket, its fastest socket, missing pairs)."""
+    pairs, slowest, fastest, missing = [], [], [], 0
     per_socket = []
     for received in arrivals:
         received = sorted(received, key=lambda item: item[1])
@@ -88,7 +90,7 @@ def latencies(markers: list[tuple[int, float, float]], arrivals: list[list[tuple
                 best = value
         per_socket.append((values, times))
     for value, committed, _ in markers:
-        worst = None
+        worst = best = None
         for values, times in per_socket:
             index = bisect.bisect_left(values, value)
             if index == len(values):
@@ -97,9 +99,14 @@ def latencies(markers: list[tuple[int, float, float]], arrivals: list[list[tuple
             latency = times[index] - committed
             pairs.append(latency)
             worst = latency if worst is None else max(worst, latency)
+            best = latency if best is None else min(best, latency)
         if worst is not None:
             slowest.append(worst)
-    return pairs, slowest, missing
+            fastest.append(best)
+    if os.environ.get("BENCH_DEBUG"):
+        for (value, committed, _), low, high in zip(markers, fastest, slowest):
+            log(f"marker {value}: first socket {1000 * low:.0f} ms, last {1000 * high:.0f} ms")
+    return pairs, slowest, fastest, missing
 
 
 def run(sockets: list[int], intervals: list[float], duration: float) -> None:
@@ -137,7 +144,7 @@ def run(sockets: list[int], intervals: list[float], duration: float) -> None:
                             first += 100_000
                             arrivals = [a for f in fleets for a in f.markers()]
                             stats = [f.stats() for f in fleets]
-                            pairs, slowest, missing = latencies(markers, arrivals)
+                            pairs, slowest, fastest, missing = latencies(markers, arrivals)
                             closed = sum(s["closed"] for s in stats)
                             row = [
                                 f"{opened:,}", f"{interval * 1000:.0f} ms", len(markers), len(pairs),

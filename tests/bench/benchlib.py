@@ -325,7 +325,8 @@ class Server:
 
     def __init__(self, argv: Sequence[str] | None = None, env: dict[str, str] | None = None, database_url: str = "") -> None:
         self.port = free_port()
-        self.argv = list(argv) if argv else [sys.executable, "run.py"]
+        self.pushsvc = argv is None
+        self.argv = list(argv) if argv else [sys.executable, os.environ.get("BENCH_SERVER_SCRIPT", "run.py")]
         base = {
             "PUSHSVC_DATABASE_URL": database_url,
             "PUSHSVC_DATABASE_TIMEZONE": TIMEZONE,
@@ -424,6 +425,7 @@ class Window:
         return state
 
     def __enter__(self) -> "Window":
+        self._profiler = _start_profiler(self.server.pid)
         self.start = self._read()
         return self
 
@@ -431,6 +433,9 @@ class Window:
         self.end = self._read()
         if self._conn is not None:
             self._conn.close()
+        if self._profiler is not None:
+            self._profiler.send_signal(signal.SIGINT)
+            self._profiler.wait(30)
 
     @property
     def seconds(self) -> float:
@@ -451,6 +456,21 @@ class Window:
 
     def global_delta(self, name: str) -> int:
         return self.end["global"][name] - self.start["global"][name]
+
+
+def _start_profiler(pid: int) -> subprocess.Popen | None:
+    """With BENCH_PYSPY=<dir>, sample the server with py-spy during each window (collapsed stacks)."""
+    folder = os.environ.get("BENCH_PYSPY")
+    if not folder:
+        return None
+    os.makedirs(folder, exist_ok=True)
+    name = os.path.join(folder, f"{os.path.basename(sys.argv[0])[:-3]}-{time.strftime('%H%M%S')}-{pid}.txt")
+    process = subprocess.Popen(
+        ["py-spy", "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "--output", name, "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    return process
 
 
 # -- reporting -------------------------------------------------------------------
