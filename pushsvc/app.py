@@ -7,7 +7,6 @@ service starts (and ``/readyz`` says so) while the database is down.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -124,9 +123,17 @@ async def store_context(app: web.Application) -> AsyncIterator[None]:
 async def poller_context(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(app[poller_key].run(), name="poller")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    # Cancel until it is done: a cancellation that lands as an awaited call
+    # completes can be lost, and shutdown must not hang on it.
+    for _ in range(5):
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=2)
+        if done:
+            break
+    else:
+        log.error("the poller did not stop")
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        log.error("the poller had failed: %r", task.exception())
 
 
 async def close_sockets(app: web.Application) -> None:

@@ -329,8 +329,9 @@ export class DetailView {
     setBadge(parts.badge, disk.sync_status);
     setMeter(parts.meter, clampPercent(disk.sync_progress_percent));
     setText(parts.percent, `${formatPercent(disk.sync_progress_percent)} synced`);
-    const total = Number.isFinite(disk.capacity_bytes) && disk.capacity_bytes > 0 ? disk.capacity_bytes : null;
-    setText(parts.synced, total ? formatBytesOf(disk.bytes_synced ?? 0, total) : `${formatBytes(disk.bytes_synced ?? 0)} synced`);
+    // bytes_synced counts what this sync moved (used data, or only changed
+    // blocks for an incremental), not a share of the disk's capacity.
+    setText(parts.synced, `${formatBytes(disk.bytes_synced ?? 0)} transferred`);
     parts.factList.update(disk);
   }
 

@@ -24,7 +24,12 @@ export function setText(el, value) {
   const next = String(value);
   if (el.__text !== next) {
     el.__text = next;
-    el.textContent = next;
+    const only = el.firstChild;
+    if (only && only === el.lastChild && only.nodeType === Node.TEXT_NODE) {
+      only.nodeValue = next; // reuse the text node: no garbage per update
+    } else {
+      el.textContent = next;
+    }
   }
 }
 

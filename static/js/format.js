@@ -40,8 +40,9 @@ export function formatBytesOf(done, total) {
 /** memory_mb 8192 -> "8 GiB", 1536 -> "1.5 GiB", 512 -> "512 MiB". */
 export function formatMemoryMb(mb) {
   if (!isNumber(mb) || mb <= 0) return DASH;
-  if (mb < 1024) return `${trimZero(mb.toFixed(0))} MiB`;
-  return `${trimZero((mb / 1024).toFixed(1))} GiB`;
+  // Non-breaking spaces: "8 GiB" never wraps between number and unit.
+  if (mb < 1024) return `${trimZero(mb.toFixed(0))}\u00a0MiB`;
+  return `${trimZero((mb / 1024).toFixed(1))}\u00a0GiB`;
 }
 
 function trimZero(text) {
