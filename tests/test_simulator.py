@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
-import pathlib
 from typing import Any
 
 import pytest
@@ -21,11 +19,10 @@ from pushsvc.fixtures import SEED_CONTEXT, for_engine, insert_row, ms
 from pushsvc.simulator import Simulator
 from pushsvc.store import StoreUnavailable
 
-pytestmark = pytest.mark.parametrize("engine", ["mariadb", "sqlite"], indirect=True)
+from .helpers import assert_same_document as assert_same_json
+from .helpers import load_seed_json as seed_json
 
-SEEDS = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "seeds"
-if not SEEDS.is_dir():
-    SEEDS = pathlib.Path(__file__).resolve().parent / "seeds"
+pytestmark = pytest.mark.parametrize("engine", ["mariadb", "sqlite"], indirect=True)
 
 T0 = dt.datetime(2025, 9, 12, 10, 0, 0)
 PGTEST1 = SEED_CONTEXT["context_id"]
@@ -42,26 +39,6 @@ class ScriptedClock:
 
     def advance(self, seconds: float) -> None:
         self.now += dt.timedelta(seconds=seconds)
-
-
-def seed_json(name: str) -> Any:
-    return json.loads((SEEDS / name).read_text())
-
-
-def assert_same_json(actual: Any, expected: Any, path: str = "$") -> None:
-    """Equal values, JSON types and key order at every level (ints and floats compare as numbers)."""
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict) and list(actual) == list(expected), path
-        for key in expected:
-            assert_same_json(actual[key], expected[key], f"{path}.{key}")
-    elif isinstance(expected, list):
-        assert isinstance(actual, list) and len(actual) == len(expected), path
-        for index, (a, e) in enumerate(zip(actual, expected)):
-            assert_same_json(a, e, f"{path}[{index}]")
-    elif isinstance(expected, float) or isinstance(actual, float):
-        assert isinstance(actual, (int, float)) and not isinstance(actual, bool) and actual == expected, path
-    else:
-        assert type(actual) is type(expected) and actual == expected, f"{path}: {actual!r} != {expected!r}"
 
 
 # ---- reading the database as a test sees it ----------------------------------
