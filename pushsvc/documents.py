@@ -153,12 +153,32 @@ def _as_bool(value: Any) -> Any:
     return None if value is None else bool(value)
 
 
+TIME_CACHE_SIZE = 8192
+
+
 class DocumentBuilder:
     """Turns row tuples into seed-shaped dicts, formatting times in the database's zone."""
 
     def __init__(self, zone: dt.tzinfo) -> None:
         self.zone = zone
         self._converters: dict[int, Callable[[Row], dict[str, Any]]] = {}
+        # Formatted times by stored value: every read brings back the same times.
+        self._times: dict[Any, str | None] = {}
+
+    def format_time(self, value: Any) -> str | None:
+        """``format_local`` in this builder's zone, remembered per stored value (bounded)."""
+        if value is None:
+            return None
+        if getattr(value, "fold", 0):
+            # The repeated hour's second pass compares equal to the first: never from the cache.
+            return format_local(value, self.zone)
+        text = self._times.get(value)
+        if text is None:
+            text = format_local(value, self.zone)
+            if len(self._times) >= TIME_CACHE_SIZE:
+                self._times.clear()
+            self._times[value] = text
+        return text
 
     def _converter(self, fields: tuple[tuple[str, str, str], ...]) -> Callable[[Row], dict[str, Any]]:
         converter = self._converters.get(id(fields))
@@ -167,10 +187,9 @@ class DocumentBuilder:
         return converter
 
     def _compile(self, fields: tuple[tuple[str, str, str], ...]) -> Callable[[Row], dict[str, Any]]:
-        zone = self.zone
         convert = {
             RAW: None,
-            TIME: lambda value: format_local(value, zone),
+            TIME: self.format_time,
             FLOAT: _as_float,
             BOOL: _as_bool,
         }
