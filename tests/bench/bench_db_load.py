@@ -81,11 +81,11 @@ def run(counts: list[int], measure: float) -> None:
                         "opened": fleet.opened,
                     }
                     if mode == "push":
-                        row["client"] = f"{window.rate(stats['messages']):.0f} msg/s"
+                        row["client"] = f"{window.rate(stats['messages']):.1f} msg/s"
                     else:
                         lat = stats["latencies"]
                         row["client"] = (
-                            f"{window.rate(stats['requests']):.0f} req/s, p99 {1000 * percentile(lat, 99):.0f} ms"
+                            f"{window.rate(stats['requests']):.1f} req/s, p99 {1000 * percentile(lat, 99):.0f} ms"
                             + (f", {stats['errors']} errors" if stats["errors"] else "")
                         )
                     results[(mode, count)] = row

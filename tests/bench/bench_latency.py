@@ -3,7 +3,7 @@
 
 50 VMs, 20 replicating: 19 jobs get the appliance-like progress writes (each
 every 2 s); the 20th job (bench-vm-000's) is the marker job. A marker process
-rewrites its ~12 progress columns at random moments (every 0.5-1.5 poll
+rewrites its ~12 progress columns at random moments (every 0.25-0.75 poll
 intervals, so markers fall at every phase of the poll), with
 ``vma_eta_seconds`` set to a fresh marker value >= 900,000,000, and records
 ``time.time()`` just *before* the autocommit UPDATE (so latencies are upper
@@ -52,7 +52,7 @@ def marker_writer(params: dict, job_id: str, interval: float, duration: float, f
     value = first
     step = 0
     while time.monotonic() < end:
-        time.sleep(random.uniform(0.5, 1.5) * interval)
+        time.sleep(random.uniform(0.25, 0.75) * interval)
         value += 1
         step += 1
         args = progress_args(job_id, step, eta=value)

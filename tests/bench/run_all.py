@@ -4,7 +4,7 @@
     python tests/bench/run_all.py [--output FILE] [--only db_load,latency]
 
 Each benchmark starts its own pushsvc process and MariaDB database and cleans
-up after itself; the whole run takes about 8 minutes on the 2-core machine
+up after itself; the whole run takes about 6 minutes on the 2-core machine
 described in docs/benchmarks.md (the budget is 10).
 """
 
@@ -52,7 +52,8 @@ def main() -> int:
             failed.append(f"{name} (timed out)")
             continue
         took = time.monotonic() - began
-        text = result.stdout.strip() + f"\n\n_bench_{name}.py: {took:.0f} s_\n"
+        load = os.getloadavg()[0]
+        text = result.stdout.strip() + f"\n\n_bench_{name}.py: {took:.0f} s, 1-minute load average at the end {load:.2f}_\n"
         print(text, flush=True)
         out.append(text)
         if result.returncode != 0:
