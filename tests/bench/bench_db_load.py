@@ -32,13 +32,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchlib import BenchDatabase, Server, Window, Writer, log, make_token, percentile, print_table, raise_nofile  # noqa: E402
+from benchlib import clean_up_on_signals, BenchDatabase, Server, Window, Writer, log, make_token, percentile, print_table, raise_nofile  # noqa: E402
 from loadgen import GuiFleet, SocketFleet  # noqa: E402
 
 VMS, ACTIVE = 50, 20
 
 
 def run(counts: list[int], measure: float) -> None:
+    clean_up_on_signals()
     raise_nofile()
     token = make_token()
     rows = []

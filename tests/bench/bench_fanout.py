@@ -22,7 +22,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchlib import BenchDatabase, Server, Window, Writer, log, make_token, print_table, raise_nofile  # noqa: E402
+from benchlib import clean_up_on_signals, BenchDatabase, Server, Window, Writer, log, make_token, print_table, raise_nofile  # noqa: E402
 from loadgen import SocketFleet  # noqa: E402
 
 VMS, ACTIVE = 50, 20
@@ -54,6 +54,7 @@ def measure(server: Server, fleet: SocketFleet, seconds: float) -> dict:
 
 
 def run(sockets: int, seconds: float) -> None:
+    clean_up_on_signals()
     raise_nofile()
     token = make_token()
     with BenchDatabase() as db:

@@ -24,13 +24,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchlib import BenchDatabase, Server, Window, log, make_token, print_table, raise_nofile  # noqa: E402
+from benchlib import clean_up_on_signals, BenchDatabase, Server, Window, log, make_token, print_table, raise_nofile  # noqa: E402
 from loadgen import SocketFleet  # noqa: E402
 
 VMS = 50
 
 
 def run(sockets: int, heartbeat: float, seconds: float) -> None:
+    clean_up_on_signals()
     limit = raise_nofile()
     token = make_token()
     with BenchDatabase() as db:

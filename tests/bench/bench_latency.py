@@ -36,6 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pymysql  # noqa: E402
 
 from benchlib import (  # noqa: E402
+    as_load_process, clean_up_on_signals,
     MP, BenchDatabase, PROGRESS_UPDATE, Server, Window, Writer, log, make_token, percentile, print_table,
     progress_args, raise_nofile,
 )
@@ -45,6 +46,7 @@ VMS, ACTIVE = 50, 20
 
 
 def marker_writer(params: dict, job_id: str, interval: float, duration: float, first: int, conn) -> None:
+    as_load_process()
     db = pymysql.connect(**params, autocommit=True)
     cursor = db.cursor()
     results = []
@@ -110,6 +112,7 @@ def latencies(
 
 
 def run(sockets: list[int], intervals: list[float], duration: float) -> None:
+    clean_up_on_signals()
     raise_nofile()
     token = make_token()
     rows = []

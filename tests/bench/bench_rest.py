@@ -24,7 +24,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchlib import BenchDatabase, Server, Window, log, make_token, print_table, raise_nofile  # noqa: E402
+from benchlib import clean_up_on_signals, BenchDatabase, Server, Window, log, make_token, print_table, raise_nofile  # noqa: E402
 
 VMS = 100
 LUA = """
@@ -66,6 +66,7 @@ def status_of(server: Server, path: str, token: str, etag: str | None) -> tuple[
 
 
 def run(seconds: float, connections: int) -> None:
+    clean_up_on_signals()
     raise_nofile()
     wrk = shutil.which("wrk")
     if wrk is None:

@@ -49,6 +49,24 @@ TIMEZONE = "UTC"
 # -- process limits and machine --------------------------------------------------
 
 
+def clean_up_on_signals() -> None:
+    """SIGINT and SIGTERM raise KeyboardInterrupt, so the context managers stop the
+    server and load processes and drop the database and users (a process started
+    in the background by a shell would otherwise ignore SIGINT)."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def as_load_process() -> None:
+    """In a forked load or writer process: the parent alone handles Ctrl-C and stops us."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def raise_nofile() -> int:
     """Raise this process's open-file limit to the hard limit (inherited by children)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -258,6 +276,7 @@ def progress_writer(params: dict, job_ids: Sequence[str], period: float, stop, s
     One autocommit UPDATE per write (one statement, counted in ``statements``).
     ``fast``: write back to back (the fan-out benchmark's change source).
     """
+    as_load_process()
     conn = pymysql.connect(**params, autocommit=True)
     cursor = conn.cursor()
     gap = period / max(1, len(job_ids))

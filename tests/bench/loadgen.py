@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 import orjson
 
-from benchlib import MP, raise_nofile
+from benchlib import MP, as_load_process, raise_nofile
 
 MARKER_BASE = 900_000_000
 MARKER_KEY = b'"vma_eta_seconds":'
@@ -230,6 +230,7 @@ class SocketWorker:
 
 
 def _socket_main(conn, spec: SocketSpec) -> None:
+    as_load_process()
     raise_nofile()
     asyncio.run(_socket_loop(conn, spec))
 
@@ -360,6 +361,7 @@ class GuiSpec:
 
 
 def _gui_main(conn, spec: GuiSpec) -> None:
+    as_load_process()
     raise_nofile()
     asyncio.run(_gui_loop(conn, spec))
 

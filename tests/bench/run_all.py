@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -46,11 +47,21 @@ def main() -> int:
         left = BUDGET - (time.monotonic() - started)
         print(f"[run_all] bench_{name}.py ({left:.0f} s of the budget left)", file=sys.stderr, flush=True)
         began = time.monotonic()
+        process = subprocess.Popen([sys.executable, script], stdout=subprocess.PIPE, text=True)
         try:
-            result = subprocess.run([sys.executable, script], stdout=subprocess.PIPE, text=True, timeout=max(60, left))
+            stdout, _ = process.communicate(timeout=max(60, left))
         except subprocess.TimeoutExpired:
+            # SIGINT first: the script's context managers stop its server and load
+            # processes and drop its database and users.
+            process.send_signal(signal.SIGINT)
+            try:
+                process.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
             failed.append(f"{name} (timed out)")
             continue
+        result = subprocess.CompletedProcess(process.args, process.returncode, stdout)
         took = time.monotonic() - began
         load = os.getloadavg()[0]
         text = result.stdout.strip() + f"\n\n_bench_{name}.py: {took:.0f} s, 1-minute load average at the end {load:.2f}_\n"
