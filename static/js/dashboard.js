@@ -6,7 +6,7 @@
  * table rebuild per delta.
  */
 
-import { h, setText, setAttr, setHidden, createMeter, setMeter } from './dom.js';
+import { h, setText, setAttr, setHidden, createMeter, setMeter, FrameScheduler } from './dom.js';
 import { isPlainObject } from './merge-patch.js';
 import {
   DASH, clampPercent, formatBytesOf, formatEta, formatJobRate, formatMemoryMb, formatPercent,
@@ -127,7 +127,7 @@ export class DashboardView {
     this.dirty = new Set();
     this.allDirty = false;
     this.filterDirty = false;
-    this.frame = 0;
+    this.frame = new FrameScheduler(() => this.render());
     this.statusFilter = '';
     this.searchText = '';
     this.chips = new Map(); // status -> {button, count}
@@ -174,8 +174,7 @@ export class DashboardView {
 
   /** Forget everything (sign-out, or before a fresh subscription). */
   reset() {
-    cancelAnimationFrame(this.frame);
-    this.frame = 0;
+    this.frame.cancel();
     this.rows.clear();
     this.els.list.replaceChildren();
     this.vms = {};
@@ -189,11 +188,7 @@ export class DashboardView {
   // ---- rendering ----------------------------------------------------------
 
   schedule() {
-    if (this.frame) return;
-    this.frame = requestAnimationFrame(() => {
-      this.frame = 0;
-      this.render();
-    });
+    this.frame.request();
   }
 
   render() {

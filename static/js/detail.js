@@ -5,7 +5,7 @@
  * merge patch shares untouched subtrees), at most once per animation frame.
  */
 
-import { h, setText, setAttr, setHidden, createMeter, setMeter } from './dom.js';
+import { h, setText, setAttr, setHidden, createMeter, setMeter, FrameScheduler } from './dom.js';
 import { isPlainObject } from './merge-patch.js';
 import {
   DASH, clampPercent, formatBytes, formatBytesOf, formatDuration, formatEta, formatJobRate,
@@ -62,7 +62,7 @@ export class DetailView {
     this.doc = undefined; // undefined: waiting for the first snapshot
     this.error = null;
     this.rendered = {};
-    this.frame = 0;
+    this.frame = new FrameScheduler(() => this.render());
     this.disks = new Map(); // disk_id -> parts
 
     this.statusBadge = createBadge();
@@ -123,8 +123,7 @@ export class DetailView {
   }
 
   reset() {
-    cancelAnimationFrame(this.frame);
-    this.frame = 0;
+    this.frame.cancel();
     this.vmName = null;
     this.doc = undefined;
     this.rendered = {};
@@ -135,11 +134,7 @@ export class DetailView {
   }
 
   schedule() {
-    if (this.frame) return;
-    this.frame = requestAnimationFrame(() => {
-      this.frame = 0;
-      this.render();
-    });
+    this.frame.request();
   }
 
   // ---- rendering ----------------------------------------------------------

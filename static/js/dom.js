@@ -68,3 +68,24 @@ export function setMeter(m, percent) {
   m.fill.style.transform = `scaleX(${percent / 100})`;
 }
 
+
+/** Runs ``render`` at most once per animation frame, however often it is requested. */
+export class FrameScheduler {
+  constructor(render) {
+    this.render = render;
+    this.handle = 0;
+  }
+
+  request() {
+    if (this.handle) return;
+    this.handle = requestAnimationFrame(() => {
+      this.handle = 0;
+      this.render();
+    });
+  }
+
+  cancel() {
+    cancelAnimationFrame(this.handle);
+    this.handle = 0;
+  }
+}
