@@ -235,13 +235,21 @@ class DatabaseURL:
     database: str = ""
     path: str = ""
 
+    def server_args(self) -> dict[str, Any]:
+        """``host``, ``port``, ``user``, ``password``: the connect arguments of a MySQL URL."""
+        return {"host": self.host, "port": self.port, "user": self.user, "password": self.password}
 
-def parse_database_url(url: str) -> DatabaseURL:
-    """``mysql://user:pass@host:port/db`` or ``sqlite:///path`` (``sqlite:///:memory:`` too)."""
+
+def parse_database_url(url: str, *, require_database: bool = True) -> DatabaseURL:
+    """``mysql://user:pass@host:port/db`` or ``sqlite:///path`` (``sqlite:///:memory:`` too).
+
+    ``require_database=False`` also takes a server URL without a database
+    (``mysql://root@127.0.0.1:3306``), as the test and benchmark tools do.
+    """
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme in ("mysql", "mariadb"):
         database = urllib.parse.unquote(parsed.path.lstrip("/"))
-        if not parsed.hostname or not database:
+        if not parsed.hostname or (require_database and not database):
             raise ConfigError("database.url: expected mysql://user:password@host:port/database")
         try:
             port = parsed.port or 3306

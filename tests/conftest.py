@@ -14,7 +14,7 @@ import pymysql
 import pytest
 
 from pushsvc.app import create_app
-from pushsvc.config import Config
+from pushsvc.config import Config, parse_database_url
 from pushsvc.fixtures import load_seed
 from pushsvc.store import open_store
 
@@ -25,13 +25,7 @@ MYSQL_SERVER = os.environ.get("PUSHSVC_TEST_MYSQL", "mysql://root@127.0.0.1:3306
 
 
 def _server() -> dict:
-    parsed = urllib.parse.urlsplit(MYSQL_SERVER)
-    return {
-        "host": parsed.hostname or "127.0.0.1",
-        "port": parsed.port or 3306,
-        "user": urllib.parse.unquote(parsed.username or "root"),
-        "password": urllib.parse.unquote(parsed.password or ""),
-    }
+    return parse_database_url(MYSQL_SERVER, require_database=False).server_args()
 
 
 def _admin(sql: str) -> None:

@@ -74,10 +74,7 @@ class MariaDBStore(Store):
     async def _get_pool(self) -> aiomysql.Pool:
         if self._pool is None:
             self._pool = await aiomysql.create_pool(
-                host=self.url.host,
-                port=self.url.port,
-                user=self.url.user,
-                password=self.url.password,
+                **self.url.server_args(),
                 db=self.url.database,
                 minsize=0,
                 maxsize=self._pool_size,

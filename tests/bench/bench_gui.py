@@ -106,13 +106,7 @@ PAGE_PROBE = """
 
 
 def server_params(url: str) -> dict:
-    parsed = urllib.parse.urlsplit(url)
-    return {
-        "host": parsed.hostname or "127.0.0.1",
-        "port": parsed.port or 3306,
-        "user": urllib.parse.unquote(parsed.username or "root"),
-        "password": urllib.parse.unquote(parsed.password or ""),
-    }
+    return parse_database_url(url, require_database=False).server_args()
 
 
 def admin(server: str, sql: str) -> None:

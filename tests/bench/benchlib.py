@@ -36,8 +36,11 @@ import jwt
 import pymysql
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # the repository's pushsvc, installed or not
-    sys.path.insert(1, str(REPO))
+if str(REPO) not in sys.path:
+    sys.path.insert(1, str(REPO))  # the bench scripts run from a checkout, installed or not
+
+from pushsvc.config import parse_database_url  # noqa: E402
+
 SECRET = "bench-secret-" + "k" * 40
 MYSQL_SERVER = os.environ.get("PUSHSVC_BENCH_MYSQL", "mysql://root@127.0.0.1:3306")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -104,13 +107,7 @@ def machine_description() -> dict[str, str]:
 
 
 def _server() -> dict[str, Any]:
-    parsed = urllib.parse.urlsplit(MYSQL_SERVER)
-    return {
-        "host": parsed.hostname or "127.0.0.1",
-        "port": parsed.port or 3306,
-        "user": urllib.parse.unquote(parsed.username or "root"),
-        "password": urllib.parse.unquote(parsed.password or ""),
-    }
+    return parse_database_url(MYSQL_SERVER, require_database=False).server_args()
 
 
 def admin(database: str | None = None) -> pymysql.Connection:
