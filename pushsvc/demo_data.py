@@ -5,7 +5,7 @@ and ten more VMs in a mix of states: initial and incremental syncs in flight,
 one job still in its setup phase, VMs ready for failover with completed jobs
 and CBT history, one failed VM, one only discovered, and one with more than
 ten jobs so the detail's 10-job limit shows. Values follow the "Realistic
-values" of shared/oma-schema.md; all numbers come from ``random.Random(seed)``
+values" of docs/appliance-schema.md; all numbers come from ``random.Random(seed)``
 and all times are relative to ``now`` (naive local time), so a given seed and
 ``now`` always produce the same rows.
 

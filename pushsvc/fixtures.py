@@ -1,6 +1,6 @@
 """Rows written the way the appliance writes them: the seed doc's example VM.
 
-``load_seed`` reproduces ``shared/seeds/vm-context-api.md``: pgtest1 with its
+``load_seed`` reproduces ``docs/vm-context-api.md``: pgtest1 with its
 current job, one earlier job, one disk and one CBT row, plus a second VM so
 that the list's ``count`` is 2 as in the seed. Times are local (naive) values;
 with ``database.timezone: Europe/London`` they render with the seed's +01:00.

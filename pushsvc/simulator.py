@@ -1,7 +1,7 @@
 """The demo's stand-in for the appliance: writes replication progress as it does.
 
 Each :meth:`Simulator.step` is one round of the appliance's writers
-(shared/oma-schema.md, "How the appliance writes"):
+(docs/appliance-schema.md, "How the appliance writes"):
 
 - every active job gets its ~12 progress columns rewritten, sometimes with the
   values they already hold (a stalled poll); bytes move by the link's

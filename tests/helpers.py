@@ -14,11 +14,11 @@ from pushsvc.fixtures import SEED_TIMEZONE
 from pushsvc.patch import drop_nulls
 
 SECRET = "test-secret-" + "x" * 60
-SEEDS = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "seeds"
+SEEDS = pathlib.Path(__file__).resolve().parent / "fixtures"
 
 
 def load_seed_json(name: str):
-    """One of the seed doc's example responses (shared/seeds)."""
+    """One of the seed doc's example responses (tests/fixtures, copied from the seed API doc)."""
     return json.loads((SEEDS / name).read_text())
 
 

@@ -35,9 +35,21 @@ TIMEOUT_MS = 10_000
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
-SCREENSHOTS = pathlib.Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Where test_screenshots writes its pictures: a temporary directory, unless
+# PUSHSVC_SCREENSHOTS_DIR names one. Refreshing the README's pictures is the
+# explicit command `PUSHSVC_SCREENSHOTS_DIR=docs/screenshots python -m pytest
+# tests/browser/test_screenshots.py`; a plain test run never touches docs/.
+SCREENSHOTS_ENV = "PUSHSVC_SCREENSHOTS_DIR"
 
 log = logging.getLogger(__name__)
+
+
+@pytest.fixture
+def screenshots_dir(tmp_path) -> pathlib.Path:
+    chosen = os.environ.get(SCREENSHOTS_ENV)
+    directory = pathlib.Path(chosen) if chosen else tmp_path / "screenshots"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 def browser_config(database_url: str, **sections) -> Config:

@@ -1,4 +1,4 @@
-"""Screenshots for the docs, taken from the demo data (docs/screenshots/*.png, overwritten each run).
+"""Screenshots for the docs, taken from the demo data (see SCREENSHOTS_ENV in conftest: a temporary directory unless asked).
 
 The dashboard and the detail of an actively replicating VM, at desktop
 (1280x800) and phone (390x844) widths, in the light theme, plus the desktop
@@ -14,7 +14,7 @@ from playwright.async_api import expect
 from pushsvc.demo_data import load_demo
 
 from ..helpers import make_token
-from .conftest import DESKTOP, PHONE, SCREENSHOTS, TIMEOUT_MS, sign_in
+from .conftest import DESKTOP, PHONE, TIMEOUT_MS, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -42,8 +42,7 @@ async def settle(page) -> None:
 
 
 @pytest.mark.parametrize("viewport, scheme, scale, suffix", SHOTS)
-async def test_screenshots(new_page, demo_server, viewport, scheme, scale, suffix):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+async def test_screenshots(new_page, demo_server, screenshots_dir, viewport, scheme, scale, suffix):
     page = await new_page(viewport=viewport, color_scheme=scheme, device_scale_factor=scale)
     await sign_in(page, demo_server, make_token(ttl=8 * 3600))
 
@@ -53,7 +52,7 @@ async def test_screenshots(new_page, demo_server, viewport, scheme, scale, suffi
     await settle(page)
     # On a desktop the whole list fits in a little more than one screen: show all of it.
     await page.screenshot(
-        path=SCREENSHOTS / f"dashboard-{suffix}.png", animations="disabled", caret="hide", full_page=viewport == DESKTOP
+        path=screenshots_dir / f"dashboard-{suffix}.png", animations="disabled", caret="hide", full_page=viewport == DESKTOP
     )
 
     await page.click(f'[data-vm="{DETAIL_VM}"]')
@@ -65,4 +64,4 @@ async def test_screenshots(new_page, demo_server, viewport, scheme, scale, suffi
     # The page opens with the heading focused; screenshots show it unfocused.
     await page.evaluate("document.activeElement && document.activeElement.blur()")
     await settle(page)
-    await page.screenshot(path=SCREENSHOTS / f"detail-{suffix}.png", animations="disabled", caret="hide")
+    await page.screenshot(path=screenshots_dir / f"detail-{suffix}.png", animations="disabled", caret="hide")

@@ -11,8 +11,8 @@ import pytest
 from pushsvc.app import create_app
 from pushsvc.config import ConfigError, build_config
 
-from .helpers import make_config
-from .helpers import assert_error_body
+from ..helpers import make_config
+from ..helpers import assert_error_body
 
 REFUSING = "mysql://root@127.0.0.1:1/nothing"  # nothing listens on port 1: connections are refused
 
@@ -115,7 +115,7 @@ def test_short_secret_is_refused_without_showing_it():
 async def test_metrics_exposes_the_counters(manual_app, seeded, token):
     from pushsvc.keys import poller_key
 
-    from .wsclient import LiveClient
+    from ..wsclient import LiveClient
 
     app, client = manual_app
     live = await LiveClient.connect(client, token)
@@ -146,7 +146,7 @@ def test_cli_schema_seed_and_token(database_url, tmp_path):
     import jwt
 
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PUSHSVC_AUTH_SECRET": "s" * 40}
-    run = [sys.executable, str(Path(__file__).resolve().parent.parent / "run.py")]
+    run = [sys.executable, str(Path(__file__).resolve().parents[2] / "run.py")]
     done = subprocess.run([*run, "schema", "--database", database_url, "--seed"], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     token = subprocess.run([*run, "token", "--subject", "alice", "--ttl", "90s"], capture_output=True, text=True, env=env)

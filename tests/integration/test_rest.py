@@ -9,7 +9,7 @@ import pytest
 
 from pushsvc.fixtures import SEED_CURRENT_JOB, for_engine, insert_row, ms
 
-from .helpers import assert_error_body, assert_same_document, load_seed_json
+from ..helpers import assert_error_body, assert_same_document, load_seed_json
 
 pytestmark = pytest.mark.parametrize("engine", ["mariadb", "sqlite"], indirect=True)
 

@@ -10,8 +10,8 @@ from pushsvc.app import create_app
 from pushsvc.fixtures import SEED_CONTEXT, SEED_CURRENT_JOB, SEED_DISK, for_engine, insert_row, ms
 from pushsvc.keys import hub_key, metrics_key, poller_key, store_key
 
-from .helpers import make_config, rest_dashboard, rest_detail
-from .wsclient import LiveClient
+from ..helpers import make_config, rest_dashboard, rest_detail
+from ..wsclient import LiveClient
 
 PGTEST1 = "vm-context/pgtest1"
 JOB_ID = SEED_CURRENT_JOB["id"]

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pushsvc.app import create_app
 
-from .helpers import make_config, make_token
-from .helpers import assert_error_body
+from ..helpers import make_config, make_token
+from ..helpers import assert_error_body
 
 
 def _unsigned(claims: dict) -> str:

@@ -11,8 +11,8 @@ import pytest
 from pushsvc.app import create_app
 from pushsvc.keys import hub_key, poller_key
 
-from .helpers import make_config, make_token
-from .wsclient import LiveClient
+from ..helpers import make_config, make_token
+from ..wsclient import LiveClient
 
 
 async def _app(aiohttp_client, database_url, **sections):

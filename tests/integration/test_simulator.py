@@ -19,8 +19,8 @@ from pushsvc.fixtures import SEED_CONTEXT, for_engine, insert_row, ms
 from pushsvc.simulator import Simulator
 from pushsvc.store import StoreUnavailable
 
-from .helpers import assert_same_document as assert_same_json
-from .helpers import load_seed_json as seed_json
+from ..helpers import assert_same_document as assert_same_json
+from ..helpers import load_seed_json as seed_json
 
 pytestmark = pytest.mark.parametrize("engine", ["mariadb", "sqlite"], indirect=True)
 

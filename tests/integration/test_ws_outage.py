@@ -6,8 +6,8 @@ from pushsvc.app import create_app
 from pushsvc.fixtures import SEED_CURRENT_JOB
 from pushsvc.keys import hub_key, poller_key
 
-from .helpers import make_config, rest_dashboard, rest_detail
-from .wsclient import LiveClient
+from ..helpers import make_config, rest_dashboard, rest_detail
+from ..wsclient import LiveClient
 
 
 async def test_status_frames_and_convergence_across_an_outage(aiohttp_client, seeded, db_proxy, token, auth_headers):

@@ -19,8 +19,8 @@ from pushsvc.fixtures import insert_row
 from pushsvc.keys import hub_key, poller_key
 from pushsvc.patch import diff
 
-from .helpers import rest_dashboard, rest_detail
-from .wsclient import LiveClient
+from ..helpers import rest_dashboard, rest_detail
+from ..wsclient import LiveClient
 
 SEED = 20261128
 WRITES = 320
