@@ -62,8 +62,8 @@ def _etag(body: bytes) -> str:
 def _matches(if_none_match: str | None, etag: str) -> bool:
     if not if_none_match:
         return False
-    for candidate in if_none_match.split(","):
-        candidate = candidate.strip()
+    for raw in if_none_match.split(","):
+        candidate = raw.strip()
         if candidate == "*" or candidate.removeprefix("W/") == etag:
             return True
     return False

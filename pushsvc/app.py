@@ -11,8 +11,8 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -103,7 +103,7 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
 
 def _index(path: Path) -> Handler:
     async def index(request: web.Request) -> web.StreamResponse:
-        if not path.is_file():
+        if not path.is_file():  # noqa: ASYNC240 - one stat of a local file
             return error_response(404, "Not found")
         return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
@@ -186,7 +186,8 @@ class AccessLogger(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         query = "&".join(
-            f"{key}={'<redacted>' if key.lower() in REDACTED_QUERY_KEYS else value}" for key, value in request.query.items()
+            f"{key}={'<redacted>' if key.lower() in REDACTED_QUERY_KEYS else value}"
+            for key, value in request.query.items()
         )
         target = request.path + (f"?{query}" if query else "")
         self.logger.info(

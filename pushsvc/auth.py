@@ -84,7 +84,7 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise TokenError(type(exc).__name__) from None
         expires = claims.get("exp")
-        expires_at = dt.datetime.fromtimestamp(expires, dt.timezone.utc) if isinstance(expires, (int, float)) else None
+        expires_at = dt.datetime.fromtimestamp(expires, dt.UTC) if isinstance(expires, (int, float)) else None
         return Claims(subject=str(claims.get("sub", "")), expires_at=expires_at)
 
 
@@ -96,7 +96,7 @@ def mint_token(config: AuthConfig, subject: str, ttl: dt.timedelta) -> str:
         key = _read_key("private_key_file", config.private_key_file)
     else:
         raise ConfigError(f"auth.private_key_file: required to mint {config.algorithm} tokens")
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     claims: dict[str, object] = {"sub": subject, "iat": now, "nbf": now, "exp": now + ttl}
     if config.issuer:
         claims["iss"] = config.issuer

@@ -102,9 +102,7 @@ async def _create_schema(config: Config, seed: bool) -> int:
 def serve(config: Config, *, demo: bool = False, simulate: bool = True) -> int:
     from .app import create_app
 
-    logging.basicConfig(
-        level=config.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=config.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(config)
     if demo:
         from .demo import demo_context

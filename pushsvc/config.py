@@ -12,9 +12,10 @@ import dataclasses
 import os
 import urllib.parse
 import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -87,7 +88,7 @@ class Config:
     poller: PollerConfig = field(default_factory=PollerConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
 
-    def replace(self, section: str, **values: Any) -> "Config":
+    def replace(self, section: str, **values: Any) -> Config:
         """A copy with some keys of one section changed (tests, --demo)."""
         updated = dataclasses.replace(getattr(self, section), **values)
         return dataclasses.replace(self, **{section: updated})
@@ -212,11 +213,20 @@ def _validate(config: Config) -> None:
     _positive("poller.backoff_max", poller.backoff_max)
     for key in ("auth_timeout", "heartbeat", "rate_limit", "slow_close_after"):
         _positive(f"websocket.{key}", getattr(ws, key))
-    for key in ("max_message_bytes", "max_subscriptions", "rate_burst", "max_errors", "outbox_messages", "history_size"):
+    for key in (
+        "max_message_bytes",
+        "max_subscriptions",
+        "rate_burst",
+        "max_errors",
+        "outbox_messages",
+        "history_size",
+    ):
         _positive(f"websocket.{key}", getattr(ws, key))
     for origin in ws.allowed_origins:
         parsed = urllib.parse.urlsplit(origin)
-        if origin != "*" and (parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path not in ("", "/")):
+        if origin != "*" and (
+            parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path not in ("", "/")
+        ):
             raise ConfigError(f"websocket.allowed_origins: {origin!r} is not an origin like https://host:port")
 
 

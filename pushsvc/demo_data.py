@@ -173,21 +173,44 @@ class VMSpec:
 
 
 FLEET: tuple[VMSpec, ...] = (
-    VMSpec("sql-prod-01", "windows", 8, 32768, (150, 400), 0.55, "lan", 4, "incremental", 0.35,
-           ("VLAN 110 - QUADRIS_PROD-DB", "VLAN 900 - BACKUP")),
+    VMSpec(
+        "sql-prod-01",
+        "windows",
+        8,
+        32768,
+        (150, 400),
+        0.55,
+        "lan",
+        4,
+        "incremental",
+        0.35,
+        ("VLAN 110 - QUADRIS_PROD-DB", "VLAN 900 - BACKUP"),
+    ),
     VMSpec("web-frontend-02", "linux", 2, 4096, (60,), 0.45, "wan", 0, "initial", 0.72),
-    VMSpec("exchange-mbx-01", "windows", 8, 65536, (120, 500), 0.6, "parallel", 0, "initial", 0.08,
-           ("VLAN 120 - QUADRIS_MAIL",)),
-    VMSpec("file-srv-03", "windows", 4, 8192, (250,), 0.7, "wan", 2, "incremental", 0.91,
-           ("VLAN 130 - QUADRIS_FILE",)),
+    VMSpec(
+        "exchange-mbx-01",
+        "windows",
+        8,
+        65536,
+        (120, 500),
+        0.6,
+        "parallel",
+        0,
+        "initial",
+        0.08,
+        ("VLAN 120 - QUADRIS_MAIL",),
+    ),
+    VMSpec("file-srv-03", "windows", 4, 8192, (250,), 0.7, "wan", 2, "incremental", 0.91, ("VLAN 130 - QUADRIS_FILE",)),
     VMSpec("app-billing-01", "linux", 4, 16384, (80,), 0.4, "lan", 3, "setup", 0.0, ("VLAN 140 - QUADRIS_APP",)),
     VMSpec("dc-ad-01", "windows", 2, 8192, (60,), 0.5, "wan", 3, None, 0.0, ("VLAN 100 - QUADRIS_CORE",)),
     VMSpec("jenkins-ci-01", "linux", 4, 8192, (100, 200), 0.35, "lan", 1, None, 0.0, ("VLAN 150 - QUADRIS_DEV",)),
-    VMSpec("erp-db-02", "linux", 16, 65536, (200, 300), 0.5, "parallel", 14, None, 0.0,
-           ("VLAN 110 - QUADRIS_PROD-DB",)),
+    VMSpec(
+        "erp-db-02", "linux", 16, 65536, (200, 300), 0.5, "parallel", 14, None, 0.0, ("VLAN 110 - QUADRIS_PROD-DB",)
+    ),
     VMSpec("legacy-crm-01", "windows", 2, 4096, (40,), 0.6, "wan", 2, "failed", 0.37, ("VLAN 140 - QUADRIS_APP",)),
-    VMSpec("k8s-worker-04", "linux", 4, 16384, (40,), 0.3, "wan", 0, None, 0.0, ("VLAN 150 - QUADRIS_DEV",),
-           "poweredOff"),
+    VMSpec(
+        "k8s-worker-04", "linux", 4, 16384, (40,), 0.3, "wan", 0, None, 0.0, ("VLAN 150 - QUADRIS_DEV",), "poweredOff"
+    ),
 )
 
 
@@ -312,10 +335,17 @@ class _VMBuilder:
             if plan["outcome"] == "completed":
                 for index, disk in enumerate(disks):
                     change_ids[index] = next_change_id(previous[index], rng)
-                    cbt_rows.append(self._cbt(
-                        context_id, plan, disk["disk_id"], change_ids[index], previous[index], shares[index],
-                        plan["ended"],
-                    ))
+                    cbt_rows.append(
+                        self._cbt(
+                            context_id,
+                            plan,
+                            disk["disk_id"],
+                            change_ids[index],
+                            previous[index],
+                            shares[index],
+                            plan["ended"],
+                        )
+                    )
             if plan["outcome"] == "completed":
                 last_success = plan["id"]
             self._point_disks(disks, plan, shares, synced, change_ids)
@@ -371,30 +401,56 @@ class _VMBuilder:
             low, high = LINKS[self.spec.link]
             speed = int(min(high * MiB, max(low * MiB, self.speed * rng.uniform(0.93, 1.07))))
             job.update(
-                status=TRANSFER_PHASE[0], current_operation=TRANSFER_PHASE[1], vma_current_phase=TRANSFER_PHASE[2],
-                progress_percent=percent(done, total), bytes_transferred=done, transfer_speed_bps=speed,
-                vma_throughput_mbps=round(speed / MiB, 2), vma_eta_seconds=int((total - done) / speed),
-                vma_last_poll_at=to_s(poll), updated_at=to_ms(poll),
+                status=TRANSFER_PHASE[0],
+                current_operation=TRANSFER_PHASE[1],
+                vma_current_phase=TRANSFER_PHASE[2],
+                progress_percent=percent(done, total),
+                bytes_transferred=done,
+                transfer_speed_bps=speed,
+                vma_throughput_mbps=round(speed / MiB, 2),
+                vma_eta_seconds=int((total - done) / speed),
+                vma_last_poll_at=to_s(poll),
+                updated_at=to_ms(poll),
             )
         elif outcome == "setup":
             status, operation, phase = SETUP_PHASES[2]
             job.update(
-                status=status, current_operation=operation, vma_current_phase=phase, progress_percent=0.0,
-                bytes_transferred=0, transfer_speed_bps=0, vma_throughput_mbps=0, updated_at=to_ms(self.now),
+                status=status,
+                current_operation=operation,
+                vma_current_phase=phase,
+                progress_percent=0.0,
+                bytes_transferred=0,
+                transfer_speed_bps=0,
+                vma_throughput_mbps=0,
+                updated_at=to_ms(self.now),
             )
         elif outcome == "failed":
             message = rng.choice(ERROR_MESSAGES).format(export=export, vmdk=self._vmdk(0))
             job.update(
-                status="failed", current_operation="Failed", vma_current_phase="Failed", error_message=message,
-                progress_percent=percent(done, total), bytes_transferred=done, transfer_speed_bps=0,
-                vma_throughput_mbps=0, updated_at=to_ms(plan["ended"]), completed_at=to_ms(plan["ended"]),
+                status="failed",
+                current_operation="Failed",
+                vma_current_phase="Failed",
+                error_message=message,
+                progress_percent=percent(done, total),
+                bytes_transferred=done,
+                transfer_speed_bps=0,
+                vma_throughput_mbps=0,
+                updated_at=to_ms(plan["ended"]),
+                completed_at=to_ms(plan["ended"]),
                 vma_last_poll_at=to_s(plan["ended"]),
             )
         else:
             job.update(
-                status="completed", current_operation="Completed", vma_current_phase="Completed",
-                progress_percent=100.0, bytes_transferred=total, transfer_speed_bps=0, vma_throughput_mbps=0,
-                vma_eta_seconds=0, vma_last_poll_at=to_s(plan["ended"]), updated_at=to_ms(plan["ended"]),
+                status="completed",
+                current_operation="Completed",
+                vma_current_phase="Completed",
+                progress_percent=100.0,
+                bytes_transferred=total,
+                transfer_speed_bps=0,
+                vma_throughput_mbps=0,
+                vma_eta_seconds=0,
+                vma_last_poll_at=to_s(plan["ended"]),
+                updated_at=to_ms(plan["ended"]),
                 completed_at=to_ms(plan["ended"]),
             )
         return job, previous

@@ -9,7 +9,8 @@ tuples and are zipped into dicts here.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from .timefmt import format_local
 

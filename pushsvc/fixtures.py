@@ -9,7 +9,8 @@ with ``database.timezone: Europe/London`` they render with the seed's +01:00.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .store import Store, Writer
 
@@ -140,7 +141,10 @@ SEED_DISK = {
     "memory_mb": 8192,
     "os_type": "windows",
     "vm_tools_version": "",
-    "network_config": '[{"name":"","type":"","connected":false,"mac_address":"00:50:56:85:3c:59","label":"Network adapter 1","network_name":"VLAN 253 - QUADRIS_CLOUD-DMZ","adapter_type":"vmxnet3"}]',
+    "network_config": (
+        '[{"name":"","type":"","connected":false,"mac_address":"00:50:56:85:3c:59","label":"Network adapter 1",'
+        '"network_name":"VLAN 253 - QUADRIS_CLOUD-DMZ","adapter_type":"vmxnet3"}]'
+    ),
     "display_name": "",
     "annotation": "",
     "power_state": "poweredOn",

@@ -13,8 +13,9 @@ snapshot, and ``wake`` asks the poller for an early tick.
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Protocol
 
 import orjson
 

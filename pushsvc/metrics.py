@@ -12,7 +12,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
         self.ticks = Counter("pushsvc_poll_ticks", "Poll ticks that read the database", registry=registry)
-        self.poll_errors = Counter("pushsvc_poll_errors", "Poll ticks that failed (database unavailable)", registry=registry)
+        self.poll_errors = Counter(
+            "pushsvc_poll_errors", "Poll ticks that failed (database unavailable)", registry=registry
+        )
         self.poll_queries = Counter(
             "pushsvc_poll_queries", "Statements the poller sent to the database", registry=registry
         )
@@ -28,16 +30,14 @@ class Metrics:
         self.sockets = Gauge("pushsvc_websockets", "Open WebSocket sessions", registry=registry)
         self.subscriptions = Gauge("pushsvc_subscriptions", "Active topic subscriptions", registry=registry)
         self.topics = Gauge("pushsvc_topics", "Materialised topics", registry=registry)
-        self.published = Counter("pushsvc_deltas_published", "Deltas published (one per topic per tick)", registry=registry)
+        self.published = Counter(
+            "pushsvc_deltas_published", "Deltas published (one per topic per tick)", registry=registry
+        )
         self.messages_sent = Counter("pushsvc_messages_sent", "WebSocket messages sent", registry=registry)
         self.bytes_sent = Counter("pushsvc_bytes_sent", "WebSocket payload bytes sent", registry=registry)
-        self.resyncs = Counter(
-            "pushsvc_resyncs", "Slow-client queues replaced by a fresh snapshot", registry=registry
-        )
+        self.resyncs = Counter("pushsvc_resyncs", "Slow-client queues replaced by a fresh snapshot", registry=registry)
         self.slow_closes = Counter("pushsvc_slow_closes", "Sockets closed with 1013 (too slow)", registry=registry)
-        self.http_requests = Counter(
-            "pushsvc_http_requests", "REST requests by status", ["status"], registry=registry
-        )
+        self.http_requests = Counter("pushsvc_http_requests", "REST requests by status", ["status"], registry=registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 
 
 class Poller:
-    def __init__(self, store: Store, builder: DocumentBuilder, hub: Hub, config: PollerConfig, metrics: Metrics) -> None:
+    def __init__(
+        self, store: Store, builder: DocumentBuilder, hub: Hub, config: PollerConfig, metrics: Metrics
+    ) -> None:
         self.store = store
         self.builder = builder
         self.hub = hub

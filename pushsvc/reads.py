@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .documents import DocumentBuilder, dashboard_entry, detail_document, list_document
 from .store import Store
@@ -53,7 +54,9 @@ def build_dashboard_entry(builder: DocumentBuilder, row: tuple) -> dict[str, Any
     return dashboard_entry(builder.context(context_row), builder.job(job_row))
 
 
-async def read_state(store: Store, detail_names: Iterable[str]) -> tuple[list[tuple], dict[str, tuple], dict[str, Children]]:
+async def read_state(
+    store: Store, detail_names: Iterable[str]
+) -> tuple[list[tuple], dict[str, tuple], dict[str, Children]]:
     """Everything the poller compares in one snapshot.
 
     Returns every context-with-job row (ordered by vm_name), the rows of the

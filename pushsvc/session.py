@@ -23,7 +23,8 @@ import collections
 import logging
 import secrets
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -196,11 +197,11 @@ class Session:
         # say), but never wait on a client for long.
         try:
             await asyncio.wait_for(asyncio.shield(self._writer), _CLOSE_TIMEOUT)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError):
             self._writer.cancel()
         try:
             await asyncio.wait_for(self._ws.close(code=code, message=reason.encode()), _CLOSE_TIMEOUT)
-        except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+        except (TimeoutError, ConnectionError, RuntimeError):
             self._abort()
 
     async def closed(self) -> None:

@@ -23,17 +23,18 @@ import asyncio
 import datetime as dt
 import logging
 import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .demo_data import (
     ENDED_STATUSES,
     ERROR_MESSAGES,
     LINKS,
-    MiB,
     SEED_CONTEXT_IDS,
     SETUP_PHASES,
     TRANSFER_PHASE,
+    MiB,
     disk_progress,
     disk_shares,
     disk_statuses,
@@ -225,8 +226,16 @@ class Simulator:
             if vm is not None:
                 row_id, disk_id, vmdk, capacity, change_id, status, progress, synced = row[1:]
                 vm.disks.append(
-                    _Disk(row_id, disk_id, vmdk, int(capacity or 0), change_id or "", status, float(progress or 0),
-                          int(synced or 0))
+                    _Disk(
+                        row_id,
+                        disk_id,
+                        vmdk,
+                        int(capacity or 0),
+                        change_id or "",
+                        status,
+                        float(progress or 0),
+                        int(synced or 0),
+                    )
                 )
         return list(vms.values())
 
@@ -263,8 +272,20 @@ class Simulator:
         if elapsed:
             eta = int((total - done) / speed) if speed else None
             throughput = round(speed / MiB, 2)
-        values = [status, percent(done, total), TRANSFER_PHASE[1], done, total, speed, sync_type, phase,
-                  throughput, eta, to_s(now), now]
+        values = [
+            status,
+            percent(done, total),
+            TRANSFER_PHASE[1],
+            done,
+            total,
+            speed,
+            sync_type,
+            phase,
+            throughput,
+            eta,
+            to_s(now),
+            now,
+        ]
         async with self.store.transaction() as writer:
             await self._write_progress(writer, job.id, values)
             await self._write_disks(writer, vm, total, done, now)
@@ -279,10 +300,24 @@ class Simulator:
         if status == TRANSFER_PHASE[0]:
             speed = self._walk_speed(vm.context_id, 0)
             throughput, eta = round(speed / MiB, 2), int(total / speed)
-        values = [status, 0.0, operation, 0, total, int(speed or 0), sync_type, phase, throughput or 0, eta,
-                  to_s(now) if status == TRANSFER_PHASE[0] else poll, now]
+        values = [
+            status,
+            0.0,
+            operation,
+            0,
+            total,
+            int(speed or 0),
+            sync_type,
+            phase,
+            throughput or 0,
+            eta,
+            to_s(now) if status == TRANSFER_PHASE[0] else poll,
+            now,
+        ]
         async with self.store.transaction() as writer:
-            await self._write_progress(writer, job.id, values, {"started_at": now} if status == "initializing" else None)
+            await self._write_progress(
+                writer, job.id, values, {"started_at": now} if status == "initializing" else None
+            )
             if status == TRANSFER_PHASE[0]:
                 await self._write_disks(writer, vm, total, 0, now)
 
@@ -342,19 +377,26 @@ class Simulator:
                     " disk_change_id = %s, updated_at = %s WHERE id = %s",
                     for_engine_list(["synced", 100.0, share, change, now, disk.row_id], engine),
                 )
-                await insert_row(writer, "cbt_history", for_engine({
-                    "vm_context_id": vm.context_id,
-                    "job_id": job.id,
-                    "disk_id": disk.disk_id,
-                    "change_id": change,
-                    "previous_change_id": disk.change_id if job.replication_type == "incremental" else "",
-                    "sync_type": job.replication_type,
-                    "blocks_changed": -(-share // (64 * 1024)),
-                    "bytes_transferred": share,
-                    "sync_duration_seconds": duration,
-                    "sync_success": 1,
-                    "created_at": now,
-                }, engine))
+                await insert_row(
+                    writer,
+                    "cbt_history",
+                    for_engine(
+                        {
+                            "vm_context_id": vm.context_id,
+                            "job_id": job.id,
+                            "disk_id": disk.disk_id,
+                            "change_id": change,
+                            "previous_change_id": disk.change_id if job.replication_type == "incremental" else "",
+                            "sync_type": job.replication_type,
+                            "blocks_changed": -(-share // (64 * 1024)),
+                            "bytes_transferred": share,
+                            "sync_duration_seconds": duration,
+                            "sync_success": 1,
+                            "created_at": now,
+                        },
+                        engine,
+                    ),
+                )
             await writer.execute(
                 "UPDATE vm_replication_contexts SET current_job_id = NULL, current_status = 'ready_for_failover',"
                 " successful_jobs = COALESCE(successful_jobs, 0) + 1, last_successful_job_id = %s, last_job_at = %s,"
@@ -429,31 +471,38 @@ class Simulator:
             job_id = job_id_at(now, self.rng)
             previous = [disk.change_id if incremental else "" for disk in vm.disks]
             status, operation, phase = SETUP_PHASES[0]
-            await insert_row(writer, "replication_jobs", for_engine({
-                "id": job_id,
-                "vm_context_id": vm.context_id,
-                "source_vm_id": vm.vmware_vm_id,
-                "source_vm_name": vm.vm_name,
-                "source_vm_path": vm.vm_path,
-                "v_center_host": vm.vcenter_host,
-                "datacenter": vm.datacenter,
-                "replication_type": kind,
-                "status": status,
-                "progress_percent": 0.0,
-                "current_operation": operation,
-                "bytes_transferred": 0,
-                "total_bytes": total,
-                "transfer_speed_bps": 0,
-                "error_message": "",
-                "change_id": "",
-                "previous_change_id": previous[0] if previous else "",
-                "nbd_export_name": export_name(self.rng),
-                "vma_sync_type": "incremental" if incremental else "full",
-                "vma_current_phase": phase,
-                "vma_throughput_mbps": 0,
-                "created_at": now,
-                "updated_at": now,
-            }, engine))
+            await insert_row(
+                writer,
+                "replication_jobs",
+                for_engine(
+                    {
+                        "id": job_id,
+                        "vm_context_id": vm.context_id,
+                        "source_vm_id": vm.vmware_vm_id,
+                        "source_vm_name": vm.vm_name,
+                        "source_vm_path": vm.vm_path,
+                        "v_center_host": vm.vcenter_host,
+                        "datacenter": vm.datacenter,
+                        "replication_type": kind,
+                        "status": status,
+                        "progress_percent": 0.0,
+                        "current_operation": operation,
+                        "bytes_transferred": 0,
+                        "total_bytes": total,
+                        "transfer_speed_bps": 0,
+                        "error_message": "",
+                        "change_id": "",
+                        "previous_change_id": previous[0] if previous else "",
+                        "nbd_export_name": export_name(self.rng),
+                        "vma_sync_type": "incremental" if incremental else "full",
+                        "vma_current_phase": phase,
+                        "vma_throughput_mbps": 0,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
+                    engine,
+                ),
+            )
             await writer.execute(
                 "UPDATE vm_replication_contexts SET current_job_id = %s, current_status = 'replicating',"
                 " total_jobs_run = COALESCE(total_jobs_run, 0) + 1, last_job_at = %s,"
@@ -467,19 +516,26 @@ class Simulator:
                 for_engine_list([job_id, now, vm.context_id], engine),
             )
             for disk, previous_change in zip(vm.disks, previous):
-                await insert_row(writer, "cbt_history", for_engine({
-                    "vm_context_id": vm.context_id,
-                    "job_id": job_id,
-                    "disk_id": disk.disk_id,
-                    "change_id": "",
-                    "previous_change_id": previous_change,
-                    "sync_type": kind,
-                    "blocks_changed": 0,
-                    "bytes_transferred": 0,
-                    "sync_duration_seconds": 0,
-                    "sync_success": 0,
-                    "created_at": now,
-                }, engine))
+                await insert_row(
+                    writer,
+                    "cbt_history",
+                    for_engine(
+                        {
+                            "vm_context_id": vm.context_id,
+                            "job_id": job_id,
+                            "disk_id": disk.disk_id,
+                            "change_id": "",
+                            "previous_change_id": previous_change,
+                            "sync_type": kind,
+                            "blocks_changed": 0,
+                            "bytes_transferred": 0,
+                            "sync_duration_seconds": 0,
+                            "sync_success": 0,
+                            "created_at": now,
+                        },
+                        engine,
+                    ),
+                )
         self._idle_until.pop(vm.context_id, None)
         log.info("simulator: %s started %s (%s, %d bytes)", vm.vm_name, job_id, kind, total)
 

@@ -12,7 +12,7 @@ import datetime as dt
 import os
 import zoneinfo
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def resolve_zone(name: str) -> dt.tzinfo:
@@ -69,7 +69,10 @@ def format_local(value: object, zone: dt.tzinfo) -> str | None:
         offset = zone.utcoffset(moment)
     else:
         offset = moment.utcoffset()
-    text = f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+    text = (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+    )
     if moment.microsecond:
         text += "." + f"{moment.microsecond:06d}".rstrip("0")
     return text + _format_offset(offset)

@@ -6,7 +6,6 @@ the session's outbox so that replies, snapshots and deltas keep their order.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import datetime as dt
 import logging
@@ -29,7 +28,7 @@ URL_TOKEN_PARAMS = {"token", "access_token", "jwt", "auth", "bearer"}
 
 
 def _rfc3339(moment: dt.datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if moment is None else moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def origin_allowed(request: web.Request, allowed: tuple[str, ...]) -> bool:
@@ -90,7 +89,7 @@ def _parse_since(value: Any) -> tuple[str, int] | None:
         or isinstance(value.get("seq"), bool)
         or value["seq"] < 0
     ):
-        raise ClientError("bad_request", "since must be {\"epoch\": string, \"seq\": integer >= 0}")
+        raise ClientError("bad_request", 'since must be {"epoch": string, "seq": integer >= 0}')
     return value["epoch"], value["seq"]
 
 
@@ -130,14 +129,14 @@ class Connection:
             "session": self.session.id,
             "epoch": self.hub.epoch,
             "expires_at": _rfc3339(claims.expires_at),
-            "heartbeat_s": int(round(self.config.heartbeat)),
+            "heartbeat_s": round(self.config.heartbeat),
         }
         if request_id is not None:
             welcome = {"id": request_id, **welcome}
         self.session.send(orjson.dumps(welcome))
         delay = None
         if claims.expires_at is not None:
-            delay = (claims.expires_at - dt.datetime.now(dt.timezone.utc)).total_seconds()
+            delay = (claims.expires_at - dt.datetime.now(dt.UTC)).total_seconds()
         self.session.arm_expiry(delay)
         if not self.welcomed:
             self.welcomed = True
@@ -186,7 +185,9 @@ class Connection:
     def dispatch(self, message: dict[str, Any], request_id: Any) -> None:
         kind = message.get("type")
         if kind == "ping":
-            self.session.send(orjson.dumps({"type": "pong"} if request_id is None else {"id": request_id, "type": "pong"}))
+            self.session.send(
+                orjson.dumps({"type": "pong"} if request_id is None else {"id": request_id, "type": "pong"})
+            )
         elif kind == "subscribe":
             topic = message.get("topic")
             if not isinstance(topic, str):
@@ -218,7 +219,7 @@ class Connection:
         """The first frame must be ``auth`` with a valid token, within ``auth_timeout``."""
         try:
             msg = await self.ws.receive(timeout=self.config.auth_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         if msg.type != WSMsgType.TEXT:
             return False

@@ -42,7 +42,9 @@ def create_database() -> str:
     name = f"pushsvc_test_{secrets.token_hex(6)}"
     _admin(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
     server = _server()
-    auth = urllib.parse.quote(server["user"]) + (":" + urllib.parse.quote(server["password"]) if server["password"] else "")
+    auth = urllib.parse.quote(server["user"]) + (
+        ":" + urllib.parse.quote(server["password"]) if server["password"] else ""
+    )
     return f"mysql://{auth}@{server['host']}:{server['port']}/{name}"
 
 
@@ -58,7 +60,9 @@ def drop_database(url: str) -> None:
     conn = pymysql.connect(**_server(), autocommit=True)
     try:
         with conn.cursor() as cursor:
-            cursor.execute("SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()", [name])
+            cursor.execute(
+                "SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()", [name]
+            )
             for (session_id,) in cursor.fetchall():
                 try:
                     cursor.execute(f"KILL {int(session_id)}")

@@ -34,7 +34,7 @@ def make_config(database_url: str, **sections) -> Config:
 
 
 def make_token(secret: str = SECRET, algorithm: str = "HS256", ttl: float = 3600, **claims) -> str:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     payload = {"sub": "tester", "iat": now, "exp": now + dt.timedelta(seconds=ttl)}
     payload.update(claims)
     payload = {key: value for key, value in payload.items() if value is not None}
@@ -65,8 +65,6 @@ def assert_error_body(body: dict, message: str) -> None:
     assert body["error"] == message
     parsed = dt.datetime.strptime(body["timestamp"], "%Y-%m-%dT%H:%M:%SZ")
     assert abs((dt.datetime.utcnow() - parsed).total_seconds()) < 60
-
-
 
 
 async def rest_dashboard(client, headers) -> dict:

@@ -27,7 +27,7 @@ class LiveClient:
         self.subscribed: set[str] = set()
 
     @classmethod
-    async def connect(cls, client, token: str | None = None, *, header: bool = True, **kwargs) -> "LiveClient":
+    async def connect(cls, client, token: str | None = None, *, header: bool = True, **kwargs) -> LiveClient:
         """Open /api/v1/ws; with ``token``, authenticate (header or first frame) and expect welcome."""
         headers = dict(kwargs.pop("headers", {}))
         if token and header:

@@ -8,7 +8,9 @@ parameterised); the SQLite implementation translates them.
 from __future__ import annotations
 
 import abc
-from typing import Any, AsyncContextManager, Sequence
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 Args = Sequence[Any]
 
@@ -46,11 +48,11 @@ class Store(abc.ABC):
         self.statements = 0
 
     @abc.abstractmethod
-    def snapshot(self) -> AsyncContextManager[Reader]:
+    def snapshot(self) -> AbstractAsyncContextManager[Reader]:
         """A read-only transaction: every SELECT inside sees the same state."""
 
     @abc.abstractmethod
-    def transaction(self) -> AsyncContextManager[Writer]:
+    def transaction(self) -> AbstractAsyncContextManager[Writer]:
         """A read-write transaction, committed when the block exits normally."""
 
     @abc.abstractmethod

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from importlib import resources
-from typing import AsyncIterator
 
 import aiomysql
 import pymysql
@@ -30,7 +30,7 @@ _UNAVAILABLE = (pymysql.err.OperationalError, pymysql.err.InterfaceError, OSErro
 
 
 class _Connection(Writer):
-    def __init__(self, store: "MariaDBStore", conn: aiomysql.Connection) -> None:
+    def __init__(self, store: MariaDBStore, conn: aiomysql.Connection) -> None:
         self._store = store
         self._conn = conn
 

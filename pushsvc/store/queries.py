@@ -9,8 +9,8 @@ contexts are read with one ``IN (...)`` per table, the per-VM "10 newest" and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from ..documents import CBT_FIELDS, CONTEXT_FIELDS, DISK_FIELDS, JOB_FIELDS, JOB_HISTORY_FIELDS, columns
 from .base import Reader

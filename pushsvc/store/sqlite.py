@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+from collections.abc import AsyncIterator
 from importlib import resources
-from typing import AsyncIterator
 
 import aiosqlite
 
@@ -25,7 +25,7 @@ def _translate(sql: str) -> str:
 
 
 class _Connection(Writer):
-    def __init__(self, store: "SQLiteStore", conn: aiosqlite.Connection) -> None:
+    def __init__(self, store: SQLiteStore, conn: aiosqlite.Connection) -> None:
         self._store = store
         self._conn = conn
 
@@ -58,7 +58,7 @@ class SQLiteStore(Store):
     async def _connect(self) -> aiosqlite.Connection:
         if self._conn is None:
             if self.path != ":memory:":
-                os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+                os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)  # noqa: ASYNC240 - once
             conn = await aiosqlite.connect(self.path, isolation_level=None, timeout=self._timeout)
             await conn.execute("PRAGMA foreign_keys = ON")
             await conn.execute("PRAGMA journal_mode = WAL")

@@ -33,7 +33,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
-                await ws.send_frame(b'{"type":"snapshot","topic":"vm-contexts","epoch":"baseline","seq":0,"data":{}}', WSMsgType.TEXT)
+                await ws.send_frame(
+                    b'{"type":"snapshot","topic":"vm-contexts","epoch":"baseline","seq":0,"data":{}}', WSMsgType.TEXT
+                )
     finally:
         request.app[SOCKETS].discard(ws)
     return ws
@@ -53,7 +55,9 @@ async def broadcast(app: web.Application, data: bytes) -> None:
 async def start(request: web.Request) -> web.Response:
     app = request.app
     if "task" not in app[STATE]:
-        app[STATE]["task"] = asyncio.create_task(broadcast(app, message(int(os.environ.get("BENCH_MESSAGE_BYTES", "400")))))
+        app[STATE]["task"] = asyncio.create_task(
+            broadcast(app, message(int(os.environ.get("BENCH_MESSAGE_BYTES", "400"))))
+        )
     return web.Response(text="started")
 
 

@@ -32,8 +32,19 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchlib import clean_up_on_signals, BenchDatabase, Server, Window, Writer, log, make_token, percentile, print_table, raise_nofile  # noqa: E402
-from loadgen import GuiFleet, SocketFleet  # noqa: E402
+from benchlib import (
+    BenchDatabase,
+    Server,
+    Window,
+    Writer,
+    clean_up_on_signals,
+    log,
+    make_token,
+    percentile,
+    print_table,
+    raise_nofile,
+)
+from loadgen import GuiFleet, SocketFleet
 
 VMS, ACTIVE = 50, 20
 
@@ -54,7 +65,11 @@ def run(counts: list[int], measure: float) -> None:
                     log(f"{mode} x{count}: starting load")
                     if mode == "push":
                         fleet = SocketFleet(
-                            processes, count, host="127.0.0.1", port=server.port, token=token,
+                            processes,
+                            count,
+                            host="127.0.0.1",
+                            port=server.port,
+                            token=token,
                             topics=lambda i: ("vm-contexts", f"vm-context/bench-vm-{i % VMS:03d}"),
                         )
                         settle = 3.0
@@ -92,9 +107,18 @@ def run(counts: list[int], measure: float) -> None:
                     results[(mode, count)] = row
                     log(f"{mode} x{count}: {row}")
                     rows.append(
-                        [mode, f"{count:,}" + ("" if row["opened"] == count else f" ({row['opened']} open)"),
-                         row["svc"], row["svc_select"], row["db_cpu"], row["questions"], row["com_select"],
-                         row["writer"], row["cpu"], row["client"]]
+                        [
+                            mode,
+                            f"{count:,}" + ("" if row["opened"] == count else f" ({row['opened']} open)"),
+                            row["svc"],
+                            row["svc_select"],
+                            row["db_cpu"],
+                            row["questions"],
+                            row["com_select"],
+                            row["writer"],
+                            row["cpu"],
+                            row["client"],
+                        ]
                     )
     notes = [
         "service stmts/s: the service login's SELECT+UPDATE+OTHER commands (USER_STATISTICS), transaction control "
@@ -113,8 +137,18 @@ def run(counts: list[int], measure: float) -> None:
     )
     print_table(
         "Database load: WebSocket viewers vs 5 s REST polling (50 VMs, 20 jobs progressing)",
-        ["mode", "clients", "service stmts/s", "of which SELECT/s", "DB CPU ms/s", "Questions/s (global - writer)",
-         "Com_select/s (global)", "writer stmts/s", "service CPU %", "client side"],
+        [
+            "mode",
+            "clients",
+            "service stmts/s",
+            "of which SELECT/s",
+            "DB CPU ms/s",
+            "Questions/s (global - writer)",
+            "Com_select/s (global)",
+            "writer stmts/s",
+            "service CPU %",
+            "client side",
+        ],
         rows,
         notes,
     )

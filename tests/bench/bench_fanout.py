@@ -22,8 +22,18 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchlib import clean_up_on_signals, BenchDatabase, Server, Window, Writer, log, make_token, print_table, raise_nofile  # noqa: E402
-from loadgen import SocketFleet  # noqa: E402
+from benchlib import (
+    BenchDatabase,
+    Server,
+    Window,
+    Writer,
+    clean_up_on_signals,
+    log,
+    make_token,
+    print_table,
+    raise_nofile,
+)
+from loadgen import SocketFleet
 
 VMS, ACTIVE = 50, 20
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -62,7 +72,9 @@ def run(sockets: int, seconds: float) -> None:
         env = {"PUSHSVC_POLLER_INTERVAL": "0.1"}
         with Writer(db, jobs, period=0.2), Server(env=env, database_url=db.svc_url) as server:
             log(f"pushsvc: opening {sockets} sockets")
-            with SocketFleet(2, sockets, host="127.0.0.1", port=server.port, token=token, topics=lambda i: ("vm-contexts",)) as fleet:
+            with SocketFleet(
+                2, sockets, host="127.0.0.1", port=server.port, token=token, topics=lambda i: ("vm-contexts",)
+            ) as fleet:
                 time.sleep(2)
                 push = measure(server, fleet, seconds)
                 log(f"pushsvc: {push}")
@@ -70,25 +82,59 @@ def run(sockets: int, seconds: float) -> None:
     baseline_env = {"BENCH_MESSAGE_BYTES": str(size)}
     with Server(argv=[sys.executable, os.path.join(HERE, "baseline_server.py")], env=baseline_env) as server:
         log(f"baseline: opening {sockets} sockets")
-        with SocketFleet(2, sockets, host="127.0.0.1", port=server.port, token=None, topics=lambda i: ("vm-contexts",)) as fleet:
+        with SocketFleet(
+            2, sockets, host="127.0.0.1", port=server.port, token=None, topics=lambda i: ("vm-contexts",)
+        ) as fleet:
             urllib.request.urlopen(server.base_url + "/start").read()
             time.sleep(2)
             base = measure(server, fleet, seconds)
             log(f"baseline: {base}")
     rows = [
-        ["pushsvc (poll 100 ms)", f"{push['open']:,}", push["delivered"], push["ticks"], push["published"], size,
-         push["cpu"], push["us_per_msg"], push["resyncs"], push["closed"]],
-        ["baseline: pre-encoded send loop", f"{base['open']:,}", base["delivered"], "-", "-", size,
-         base["cpu"], base["us_per_msg"], "-", base["closed"]],
+        [
+            "pushsvc (poll 100 ms)",
+            f"{push['open']:,}",
+            push["delivered"],
+            push["ticks"],
+            push["published"],
+            size,
+            push["cpu"],
+            push["us_per_msg"],
+            push["resyncs"],
+            push["closed"],
+        ],
+        [
+            "baseline: pre-encoded send loop",
+            f"{base['open']:,}",
+            base["delivered"],
+            "-",
+            "-",
+            size,
+            base["cpu"],
+            base["us_per_msg"],
+            "-",
+            base["closed"],
+        ],
     ]
     print_table(
         f"Fan-out throughput: {sockets:,} sockets on the dashboard topic",
-        ["server", "sockets", "deltas delivered/s", "poll ticks/s", "deltas published/s", "bytes/delta",
-         "service CPU %", "CPU us per delivered delta", "resyncs (slow-client snapshots)", "sockets closed"],
+        [
+            "server",
+            "sockets",
+            "deltas delivered/s",
+            "poll ticks/s",
+            "deltas published/s",
+            "bytes/delta",
+            "service CPU %",
+            "CPU us per delivered delta",
+            "resyncs (slow-client snapshots)",
+            "sockets closed",
+        ],
         rows,
-        [f"pushsvc / baseline: {push['delivered'] / base['delivered']:.2f}x the deliveries per second, "
-         f"{base['us_per_msg'] / push['us_per_msg']:.2f}x the baseline's CPU efficiency (us per delta). "
-         f"Ceiling for pushsvc at 10 ticks/s: {10 * sockets:,} deltas/s. Window {seconds:.0f} s each."],
+        [
+            f"pushsvc / baseline: {push['delivered'] / base['delivered']:.2f}x the deliveries per second, "
+            f"{base['us_per_msg'] / push['us_per_msg']:.2f}x the baseline's CPU efficiency (us per delta). "
+            f"Ceiling for pushsvc at 10 ticks/s: {10 * sockets:,} deltas/s. Window {seconds:.0f} s each."
+        ],
     )
 
 

@@ -142,14 +142,16 @@ class Fleet:
         self.jobs = []
         for index, name in enumerate(self.names):
             total = self.rng.randint(20, 400) * GiB
-            self.jobs.append({
-                "id": f"job-bench-{index:04d}",
-                "context": f"ctx-{name}",
-                "name": name,
-                "total": total,
-                "done": int(total * self.rng.uniform(0.0, 0.6)),
-                "speed": self.rng.uniform(10, 160) * MiB,
-            })
+            self.jobs.append(
+                {
+                    "id": f"job-bench-{index:04d}",
+                    "context": f"ctx-{name}",
+                    "name": name,
+                    "total": total,
+                    "done": int(total * self.rng.uniform(0.0, 0.6)),
+                    "speed": self.rng.uniform(10, 160) * MiB,
+                }
+            )
         self.running = threading.Event()
         self.stopped = threading.Event()
         self.batches: list[float] = []  # seconds per transaction
@@ -160,22 +162,64 @@ class Fleet:
         return pymysql.connect(**self.params, autocommit=False, charset="utf8mb4")
 
     def load(self) -> None:
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).replace(microsecond=0)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None).replace(microsecond=0)
         contexts, jobs = [], []
         for index, job in enumerate(self.jobs):
             name = job["name"]
             vm_id = f"4205{index:04x}-0000-4000-8000-{index:012x}"
-            contexts.append((
-                job["context"], name, vm_id, f"/DatabanxDC/vm/{name}", "quad-vcenter-01.quadris.local", "DatabanxDC",
-                "replicating", 1, 0, 0, self.rng.choice([2, 4, 8]), self.rng.choice([4096, 8192, 16384]),
-                self.rng.choice(["linux", "windows"]), "poweredOn", "11.3.5", now, now, now, now,
-            ))
-            jobs.append((
-                job["id"], job["context"], vm_id, name, f"/DatabanxDC/vm/{name}", "quad-vcenter-01.quadris.local",
-                "DatabanxDC", "initial", "replicating", self.percent(job), "Transferring Data", job["done"],
-                job["total"], int(job["speed"]), "", "", "", f"migration-vol-bench-{index:04d}", "full", "Transfer",
-                round(job["speed"] / MiB, 2), self.eta(job), now, now, now, now,
-            ))
+            contexts.append(
+                (
+                    job["context"],
+                    name,
+                    vm_id,
+                    f"/DatabanxDC/vm/{name}",
+                    "quad-vcenter-01.quadris.local",
+                    "DatabanxDC",
+                    "replicating",
+                    1,
+                    0,
+                    0,
+                    self.rng.choice([2, 4, 8]),
+                    self.rng.choice([4096, 8192, 16384]),
+                    self.rng.choice(["linux", "windows"]),
+                    "poweredOn",
+                    "11.3.5",
+                    now,
+                    now,
+                    now,
+                    now,
+                )
+            )
+            jobs.append(
+                (
+                    job["id"],
+                    job["context"],
+                    vm_id,
+                    name,
+                    f"/DatabanxDC/vm/{name}",
+                    "quad-vcenter-01.quadris.local",
+                    "DatabanxDC",
+                    "initial",
+                    "replicating",
+                    self.percent(job),
+                    "Transferring Data",
+                    job["done"],
+                    job["total"],
+                    int(job["speed"]),
+                    "",
+                    "",
+                    "",
+                    f"migration-vol-bench-{index:04d}",
+                    "full",
+                    "Transfer",
+                    round(job["speed"] / MiB, 2),
+                    self.eta(job),
+                    now,
+                    now,
+                    now,
+                    now,
+                )
+            )
         conn = self.connect()
         try:
             with conn.cursor() as cursor:
@@ -233,15 +277,23 @@ class Fleet:
                     continue
                 self.step()
                 started = time.monotonic()
-                now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+                now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
                 with conn.cursor() as cursor:
                     for job in self.jobs:
                         cursor.execute(
                             "UPDATE replication_jobs SET progress_percent = %s, bytes_transferred = %s,"
                             " transfer_speed_bps = %s, vma_throughput_mbps = %s, vma_eta_seconds = %s,"
                             " vma_last_poll_at = %s, updated_at = %s WHERE id = %s",
-                            (self.percent(job), job["done"], int(job["speed"]), round(job["speed"] / MiB, 2),
-                             self.eta(job), now.replace(microsecond=0), now, job["id"]),
+                            (
+                                self.percent(job),
+                                job["done"],
+                                int(job["speed"]),
+                                round(job["speed"] / MiB, 2),
+                                self.eta(job),
+                                now.replace(microsecond=0),
+                                now,
+                                job["id"],
+                            ),
                         )
                 conn.commit()
                 self.batches.append(time.monotonic() - started)
@@ -277,8 +329,11 @@ def start_service(url: str, port: int, interval: float) -> subprocess.Popen:
         "PUSHSVC_SERVER_LOG_LEVEL": "WARNING",
     }
     process = subprocess.Popen(
-        [sys.executable, str(REPO / "run.py"), "--port", str(port)], cwd=REPO, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, str(REPO / "run.py"), "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -304,7 +359,7 @@ def stop_service(process: subprocess.Popen) -> None:
 
 
 def mint_token() -> str:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return jwt.encode({"sub": "bench-gui", "iat": now, "exp": now + dt.timedelta(hours=1)}, SECRET, algorithm="HS256")
 
 
@@ -355,9 +410,11 @@ async def measure(page, cdp, frames: FrameCounter, seconds: float) -> dict[str, 
     wall = time.monotonic() - wall_started
     frames_after = frames.snapshot()
     stats_after = await page.evaluate("({...window.pushsvc.stats})")
-    probe = await page.evaluate("(() => { window.__bench.stop(); const p = window.__bench;"
-                                " return {frames: p.frames, renders: p.renders, longtasks: p.longtasks,"
-                                " noLongtask: p.noLongtask || null}; })()")
+    probe = await page.evaluate(
+        "(() => { window.__bench.stop(); const p = window.__bench;"
+        " return {frames: p.frames, renders: p.renders, longtasks: p.longtasks,"
+        " noLongtask: p.noLongtask || null}; })()"
+    )
     span = perf_after["Timestamp"] - perf_before["Timestamp"]
 
     def share(name: str) -> float:
@@ -518,12 +575,18 @@ async def run(args: argparse.Namespace) -> int:
 
     batches = fleet.batches
     print()
-    print(f"GUI benchmark: {args.vms} VMs, every job updated once per second (one transaction of {args.vms}"
-          f" UPDATEs), poller.interval {args.interval:g} s, Chromium {chromium_version(chromium)} headless, 1280x800")
-    print(f"writer: {len(batches)} transactions, {fleet.updates} job updates,"
-          f" transaction time p50 {percentile(batches, 50) * 1000:.0f} ms / max {max(batches) * 1000:.0f} ms")
-    print(f"converged after the writer stopped: {converged}/{args.vms} rows show their job's last progress;"
-          f" uncaught page errors: {len(errors)}")
+    print(
+        f"GUI benchmark: {args.vms} VMs, every job updated once per second (one transaction of {args.vms}"
+        f" UPDATEs), poller.interval {args.interval:g} s, Chromium {chromium_version(chromium)} headless, 1280x800"
+    )
+    print(
+        f"writer: {len(batches)} transactions, {fleet.updates} job updates,"
+        f" transaction time p50 {percentile(batches, 50) * 1000:.0f} ms / max {max(batches) * 1000:.0f} ms"
+    )
+    print(
+        f"converged after the writer stopped: {converged}/{args.vms} rows show their job's last progress;"
+        f" uncaught page errors: {len(errors)}"
+    )
     print()
     columns = [(f"idle ({idle['seconds']:.0f} s)", idle), (f"{args.vms} VMs moving ({busy['seconds']:.0f} s)", busy)]
     if reduced is not None:
@@ -546,11 +609,19 @@ def main() -> int:
     parser.add_argument("--idle-seconds", type=float, default=5.0, help="baseline window with the writer paused")
     parser.add_argument("--interval", type=float, default=1.0, help="poller.interval (seconds)")
     parser.add_argument("--mysql", default=os.environ.get("PUSHSVC_BENCH_MYSQL", "mysql://root@127.0.0.1:3306"))
-    parser.add_argument("--reduced-seconds", type=float, default=10.0,
-                        help="a further window with prefers-reduced-motion: reduce, where the GUI skips the bars'"
-                             " CSS transition (0: skip it)")
-    parser.add_argument("--no-count-frames", dest="count_frames", action="store_false",
-                        help="do not read the WebSocket frames through DevTools (VM entries/s then shows 0)")
+    parser.add_argument(
+        "--reduced-seconds",
+        type=float,
+        default=10.0,
+        help="a further window with prefers-reduced-motion: reduce, where the GUI skips the bars'"
+        " CSS transition (0: skip it)",
+    )
+    parser.add_argument(
+        "--no-count-frames",
+        dest="count_frames",
+        action="store_false",
+        help="do not read the WebSocket frames through DevTools (VM entries/s then shows 0)",
+    )
     parser.add_argument("--chromium", default=os.environ.get("PUSHSVC_CHROMIUM", "/usr/bin/chromium"))
     return asyncio.run(run(parser.parse_args()))
 

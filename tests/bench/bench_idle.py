@@ -24,8 +24,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchlib import clean_up_on_signals, BenchDatabase, Server, Window, log, make_token, print_table, raise_nofile  # noqa: E402
-from loadgen import SocketFleet  # noqa: E402
+from benchlib import BenchDatabase, Server, Window, clean_up_on_signals, log, make_token, print_table, raise_nofile
+from loadgen import SocketFleet
 
 VMS = 50
 
@@ -55,7 +55,9 @@ def run(sockets: int, heartbeat: float, seconds: float) -> None:
                         time.sleep(seconds)
                     stats = fleet.stats()
                     rss_end = server.rss_kib()
-                    log(f"{fleet.opened} sockets: RSS {rss_all} KiB (end {rss_end}), CPU {busy.cpu_percent:.2f}%, {stats}")
+                    log(
+                        f"{fleet.opened} sockets: RSS {rss_all} KiB (end {rss_end}), CPU {busy.cpu_percent:.2f}%, {stats}"
+                    )
     opened = fleet.opened
     per_socket = (rss_all - rss_one) / opened
     pings = opened / heartbeat
@@ -64,17 +66,35 @@ def run(sockets: int, heartbeat: float, seconds: float) -> None:
     at_default = 100 * per_ping * opened / 20 / 1e6
     rows = [
         ["1 socket", 1, rss_one / 1024, "-", quiet.cpu_percent, "-", "-", "-"],
-        [f"{opened:,} sockets, heartbeat {heartbeat:g} s", opened, rss_all / 1024, per_socket, busy.cpu_percent,
-         pings, per_ping, at_default],
+        [
+            f"{opened:,} sockets, heartbeat {heartbeat:g} s",
+            opened,
+            rss_all / 1024,
+            per_socket,
+            busy.cpu_percent,
+            pings,
+            per_ping,
+            at_default,
+        ],
     ]
     print_table(
         f"Idle sockets: {opened:,} authenticated, subscribed, idle",
-        ["state", "sockets", "server RSS MiB", "KiB per socket", "service CPU %", "pings/s", "CPU us per ping",
-         "CPU % at 20 s heartbeat (computed)"],
+        [
+            "state",
+            "sockets",
+            "server RSS MiB",
+            "KiB per socket",
+            "service CPU %",
+            "pings/s",
+            "CPU us per ping",
+            "CPU % at 20 s heartbeat (computed)",
+        ],
         rows,
-        [f"Target <= 30 KiB per socket: {per_socket:.1f} KiB. Opened in {open_seconds:.1f} s; still open after the "
-         f"{seconds:.0f} s window: {stats['open']:,} (closed {stats['closed']}). RSS at the window's end "
-         f"{rss_end / 1024:.0f} MiB."],
+        [
+            f"Target <= 30 KiB per socket: {per_socket:.1f} KiB. Opened in {open_seconds:.1f} s; still open after the "
+            f"{seconds:.0f} s window: {stats['open']:,} (closed {stats['closed']}). RSS at the window's end "
+            f"{rss_end / 1024:.0f} MiB."
+        ],
     )
 
 

@@ -33,14 +33,24 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import pymysql  # noqa: E402
-
-from benchlib import (  # noqa: E402
-    as_load_process, clean_up_on_signals,
-    MP, BenchDatabase, PROGRESS_UPDATE, Server, Window, Writer, log, make_token, percentile, print_table,
-    progress_args, raise_nofile,
+import pymysql
+from benchlib import (
+    MP,
+    PROGRESS_UPDATE,
+    BenchDatabase,
+    Server,
+    Window,
+    Writer,
+    as_load_process,
+    clean_up_on_signals,
+    log,
+    make_token,
+    percentile,
+    print_table,
+    progress_args,
+    raise_nofile,
 )
-from loadgen import MARKER_BASE, SocketFleet  # noqa: E402
+from loadgen import MARKER_BASE, SocketFleet
 
 VMS, ACTIVE = 50, 20
 
@@ -65,7 +75,9 @@ def marker_writer(params: dict, job_id: str, interval: float, duration: float, f
     conn.send(results)
 
 
-def run_markers(db: BenchDatabase, job_id: str, interval: float, duration: float, first: int) -> list[tuple[int, float, float]]:
+def run_markers(
+    db: BenchDatabase, job_id: str, interval: float, duration: float, first: int
+) -> list[tuple[int, float, float]]:
     parent, child = MP.Pipe()
     process = MP.Process(target=marker_writer, args=(db.writer_params(), job_id, interval, duration, first, child))
     process.start()
@@ -82,8 +94,8 @@ def latencies(
     """(every socket's latency per marker, each marker's slowest socket, its fastest socket, missing pairs)."""
     pairs, slowest, fastest, missing = [], [], [], 0
     per_socket = []
-    for received in arrivals:
-        received = sorted(received, key=lambda item: item[1])
+    for unordered in arrivals:
+        received = sorted(unordered, key=lambda item: item[1])
         values, times, best = [], [], -1
         for value, at in received:
             if value > best:  # the document state only moves forward
@@ -106,7 +118,7 @@ def latencies(
             slowest.append(worst)
             fastest.append(best)
     if os.environ.get("BENCH_DEBUG"):
-        for (value, committed, _), low, high in zip(markers, fastest, slowest):
+        for (value, _committed, _), low, high in zip(markers, fastest, slowest):
             log(f"marker {value}: first socket {1000 * low:.0f} ms, last {1000 * high:.0f} ms")
     return pairs, slowest, fastest, missing
 
@@ -132,8 +144,13 @@ def run(sockets: list[int], intervals: list[float], duration: float) -> None:
                             add = count - opened
                             log(f"interval {interval}s: opening {add} more sockets (to {count})")
                             fleet = SocketFleet(
-                                2, add, host="127.0.0.1", port=server.port, token=token,
-                                topics=lambda i: ("vm-contexts",), track_markers=True,
+                                2,
+                                add,
+                                host="127.0.0.1",
+                                port=server.port,
+                                token=token,
+                                topics=lambda i: ("vm-contexts",),
+                                track_markers=True,
                             )
                             fleet.__enter__()
                             fleets.append(fleet)
@@ -150,10 +167,19 @@ def run(sockets: list[int], intervals: list[float], duration: float) -> None:
                             pairs, slowest, fastest, missing = latencies(markers, arrivals)
                             closed = sum(s["closed"] for s in stats)
                             row = [
-                                f"{opened:,}", f"{interval * 1000:.0f} ms", len(markers), len(pairs),
-                                1000 * percentile(pairs, 50), 1000 * percentile(pairs, 95), 1000 * percentile(pairs, 99),
-                                1000 * percentile(slowest, 50), 1000 * percentile(slowest, 99), 1000 * max(slowest, default=float("nan")),
-                                missing, window.cpu_percent, closed,
+                                f"{opened:,}",
+                                f"{interval * 1000:.0f} ms",
+                                len(markers),
+                                len(pairs),
+                                1000 * percentile(pairs, 50),
+                                1000 * percentile(pairs, 95),
+                                1000 * percentile(pairs, 99),
+                                1000 * percentile(slowest, 50),
+                                1000 * percentile(slowest, 99),
+                                1000 * max(slowest, default=float("nan")),
+                                missing,
+                                window.cpu_percent,
+                                closed,
                             ]
                             log(f"result: {row}")
                             rows.append(row)
@@ -167,12 +193,40 @@ def run(sockets: list[int], intervals: list[float], duration: float) -> None:
                             fleet.__exit__(None, None, None)
     period = 5.0
     uniform = lambda p: period * p / 100  # noqa: E731
-    rows.append(["REST poll 5 s (computed)", "-", "-", "-", 1000 * uniform(50), 1000 * uniform(95), 1000 * uniform(99),
-                 "-", "-", 5000.0, "-", "-", "-"])
+    rows.append(
+        [
+            "REST poll 5 s (computed)",
+            "-",
+            "-",
+            "-",
+            1000 * uniform(50),
+            1000 * uniform(95),
+            1000 * uniform(99),
+            "-",
+            "-",
+            5000.0,
+            "-",
+            "-",
+            "-",
+        ]
+    )
     print_table(
         "Latency: committed UPDATE -> delta received (dashboard topic, 50 VMs, 20 jobs progressing)",
-        ["sockets", "poll interval", "markers", "samples", "each socket p50 ms", "p95 ms", "p99 ms",
-         "last socket p50 ms", "last socket p99 ms", "max ms", "missing", "service CPU %", "sockets closed"],
+        [
+            "sockets",
+            "poll interval",
+            "markers",
+            "samples",
+            "each socket p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "last socket p50 ms",
+            "last socket p99 ms",
+            "max ms",
+            "missing",
+            "service CPU %",
+            "sockets closed",
+        ],
         rows,
         ["Target: p99 <= interval + 50 ms at 1,000 sockets. " + "; ".join(verdicts) + "."],
     )

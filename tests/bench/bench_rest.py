@@ -24,7 +24,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchlib import clean_up_on_signals, BenchDatabase, Server, Window, log, make_token, print_table, raise_nofile  # noqa: E402
+from benchlib import BenchDatabase, Server, Window, clean_up_on_signals, log, make_token, print_table, raise_nofile
 
 VMS = 100
 LUA = """
@@ -78,7 +78,10 @@ def run(seconds: float, connections: int) -> None:
         script.flush()
         db.populate(VMS, 20)
         with Server(database_url=db.svc_url) as server:
-            for name, path in (("list (100 VMs)", "/api/v1/vm-contexts"), ("detail", "/api/v1/vm-contexts/bench-vm-000")):
+            for name, path in (
+                ("list (100 VMs)", "/api/v1/vm-contexts"),
+                ("detail", "/api/v1/vm-contexts/bench-vm-000"),
+            ):
                 status, etag, size = status_of(server, path, token, None)
                 assert status == 200, status
                 for conditional in (False, True):
@@ -86,8 +89,16 @@ def run(seconds: float, connections: int) -> None:
                         check, _, _ = status_of(server, path, token, etag)
                         assert check == 304, check
                     env = dict(os.environ, BENCH_TOKEN=token, BENCH_ETAG=etag if conditional else "")
-                    argv = [wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", script.name,
-                            server.base_url + path]
+                    argv = [
+                        wrk,
+                        "-t1",
+                        f"-c{connections}",
+                        f"-d{seconds:g}s",
+                        "--latency",
+                        "-s",
+                        script.name,
+                        server.base_url + path,
+                    ]
                     log(" ".join(argv))
                     with Window(server, db) as window:
                         output = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
@@ -95,16 +106,34 @@ def run(seconds: float, connections: int) -> None:
                     log(f"{name} conditional={conditional}: {result}")
                     statements = window.statements("svc") / max(1, result["requests"])
                     cpu_per_request = 1e4 * window.cpu_percent / result["rps"] if result["rps"] else float("nan")
-                    rows.append([
-                        name, "If-None-Match (304)" if conditional else "plain (200)",
-                        "-" if conditional else f"{size:,}", result["rps"], result["p50"], result["p99"],
-                        window.cpu_percent, cpu_per_request, statements,
-                        result["bad"] + (1 if result["socket_errors"] else 0),
-                    ])
+                    rows.append(
+                        [
+                            name,
+                            "If-None-Match (304)" if conditional else "plain (200)",
+                            "-" if conditional else f"{size:,}",
+                            result["rps"],
+                            result["p50"],
+                            result["p99"],
+                            window.cpu_percent,
+                            cpu_per_request,
+                            statements,
+                            result["bad"] + (1 if result["socket_errors"] else 0),
+                        ]
+                    )
     print_table(
-        "REST: wrk, 1 thread, %d connections, %g s per row" % (connections, seconds),
-        ["endpoint", "request", "body bytes", "requests/s", "p50 ms", "p99 ms", "service CPU %",
-         "CPU us per request", "DB statements per request", "errors"],
+        f"REST: wrk, 1 thread, {connections} connections, {seconds:g} s per row",
+        [
+            "endpoint",
+            "request",
+            "body bytes",
+            "requests/s",
+            "p50 ms",
+            "p99 ms",
+            "service CPU %",
+            "CPU us per request",
+            "DB statements per request",
+            "errors",
+        ],
         rows,
     )
 

@@ -29,8 +29,9 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import jwt
 import pymysql
@@ -120,7 +121,15 @@ def _url(user: str, password: str, database: str) -> str:
     return f"mysql://{auth}@{server['host']}:{server['port']}/{database}"
 
 
-STAT_COLUMNS = ("SELECT_COMMANDS", "UPDATE_COMMANDS", "OTHER_COMMANDS", "CPU_TIME", "BUSY_TIME", "ROWS_READ", "BYTES_SENT")
+STAT_COLUMNS = (
+    "SELECT_COMMANDS",
+    "UPDATE_COMMANDS",
+    "OTHER_COMMANDS",
+    "CPU_TIME",
+    "BUSY_TIME",
+    "ROWS_READ",
+    "BYTES_SENT",
+)
 
 
 class BenchDatabase:
@@ -144,9 +153,15 @@ class BenchDatabase:
 
     def writer_params(self) -> dict[str, Any]:
         server = _server()
-        return {"host": server["host"], "port": server["port"], "user": self.writer_user, "password": self.password, "database": self.name}
+        return {
+            "host": server["host"],
+            "port": server["port"],
+            "user": self.writer_user,
+            "password": self.password,
+            "database": self.name,
+        }
 
-    def __enter__(self) -> "BenchDatabase":
+    def __enter__(self) -> BenchDatabase:
         server = _server()
         with admin() as conn, conn.cursor() as cursor:
             cursor.execute(f"CREATE DATABASE {self.name} CHARACTER SET utf8mb4")
@@ -197,32 +212,73 @@ class BenchDatabase:
             vm = f"bench-vm-{index:03d}"
             context_id = f"ctx-{vm}-20250909-113839"
             contexts.append(
-                {**f.SEED_CONTEXT, "context_id": context_id, "vm_name": vm, "vm_path": f"/DatabanxDC/vm/{vm}",
-                 "vmware_vm_id": f"4205{index:04d}-f61f-a930-77c5-1e876786cb3c",
-                 "current_status": "replicating" if index < active else "ready_for_failover",
-                 "created_at": now, "updated_at": now, "last_status_change": now}
+                {
+                    **f.SEED_CONTEXT,
+                    "context_id": context_id,
+                    "vm_name": vm,
+                    "vm_path": f"/DatabanxDC/vm/{vm}",
+                    "vmware_vm_id": f"4205{index:04d}-f61f-a930-77c5-1e876786cb3c",
+                    "current_status": "replicating" if index < active else "ready_for_failover",
+                    "created_at": now,
+                    "updated_at": now,
+                    "last_status_change": now,
+                }
             )
             for h in range(history):
                 jobs.append(
-                    {**f.SEED_EARLIER_JOB, "id": f"job-{vm}-h{h}", "vm_context_id": context_id, "source_vm_name": vm,
-                     "created_at": now - dt.timedelta(hours=h + 1), "updated_at": now - dt.timedelta(hours=h + 1)}
+                    {
+                        **f.SEED_EARLIER_JOB,
+                        "id": f"job-{vm}-h{h}",
+                        "vm_context_id": context_id,
+                        "source_vm_name": vm,
+                        "created_at": now - dt.timedelta(hours=h + 1),
+                        "updated_at": now - dt.timedelta(hours=h + 1),
+                    }
                 )
             job_id = f"job-{vm}-h0"
             if index < active:
                 job_id = f"job-{vm}-cur"
                 current.append((context_id, job_id))
                 jobs.append(
-                    {**f.SEED_CURRENT_JOB, "id": job_id, "vm_context_id": context_id, "source_vm_name": vm,
-                     "bytes_transferred": 0, "progress_percent": 0.0, "vma_eta_seconds": 3000,
-                     "created_at": now, "updated_at": now, "started_at": now, "vma_last_poll_at": now}
+                    {
+                        **f.SEED_CURRENT_JOB,
+                        "id": job_id,
+                        "vm_context_id": context_id,
+                        "source_vm_name": vm,
+                        "bytes_transferred": 0,
+                        "progress_percent": 0.0,
+                        "vma_eta_seconds": 3000,
+                        "created_at": now,
+                        "updated_at": now,
+                        "started_at": now,
+                        "vma_last_poll_at": now,
+                    }
                 )
             for d in range(disks):
                 disk = {key: value for key, value in f.SEED_DISK.items() if key != "id"}
-                disk_rows.append({**disk, "vm_context_id": context_id, "job_id": job_id, "disk_id": f"disk-{2000 + d}",
-                                  "label": f"Hard disk {d + 1}", "unit_number": d, "created_at": now, "updated_at": now})
+                disk_rows.append(
+                    {
+                        **disk,
+                        "vm_context_id": context_id,
+                        "job_id": job_id,
+                        "disk_id": f"disk-{2000 + d}",
+                        "label": f"Hard disk {d + 1}",
+                        "unit_number": d,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
             for c in range(cbt):
                 row = {key: value for key, value in f.SEED_CBT.items() if key != "id"}
-                cbt_rows.append({**row, "vm_context_id": context_id, "job_id": job_id, "disk_id": f"disk-{2000 + c}", "created_at": now})
+                cbt_rows.append(
+                    {
+                        **row,
+                        "vm_context_id": context_id,
+                        "job_id": job_id,
+                        "disk_id": f"disk-{2000 + c}",
+                        "created_at": now,
+                    }
+                )
         with admin(self.name) as conn, conn.cursor() as cursor:
             _insert(cursor, "vm_replication_contexts", contexts)
             _insert(cursor, "replication_jobs", jobs)
@@ -261,9 +317,19 @@ def progress_args(job_id: str, step: int, eta: int | None = None) -> tuple:
     done = min(TOTAL_BYTES, step * speed * 2)
     now = dt.datetime.utcnow()
     return (
-        "replicating", done * 100.0 / TOTAL_BYTES, "Transferring Data", done, TOTAL_BYTES, speed, "full", "Transfer",
-        round(speed / 1048576, 2), eta if eta is not None else int((TOTAL_BYTES - done) / speed),
-        now.replace(microsecond=0), now.replace(microsecond=now.microsecond // 1000 * 1000), job_id,
+        "replicating",
+        done * 100.0 / TOTAL_BYTES,
+        "Transferring Data",
+        done,
+        TOTAL_BYTES,
+        speed,
+        "full",
+        "Transfer",
+        round(speed / 1048576, 2),
+        eta if eta is not None else int((TOTAL_BYTES - done) / speed),
+        now.replace(microsecond=0),
+        now.replace(microsecond=now.microsecond // 1000 * 1000),
+        job_id,
     )
 
 
@@ -303,11 +369,12 @@ class Writer:
         self.stop_event = MP.Event()
         self.statements = MP.Value("q", 0)
         self.process = MP.Process(
-            target=progress_writer, args=(db.writer_params(), list(job_ids), period, self.stop_event, self.statements, fast),
+            target=progress_writer,
+            args=(db.writer_params(), list(job_ids), period, self.stop_event, self.statements, fast),
             daemon=True,
         )
 
-    def __enter__(self) -> "Writer":
+    def __enter__(self) -> Writer:
         self.process.start()
         return self
 
@@ -339,7 +406,9 @@ def make_token(ttl: float = 6 * 3600) -> str:
 class Server:
     """A pushsvc (or any) server in a subprocess; CPU and RSS from /proc."""
 
-    def __init__(self, argv: Sequence[str] | None = None, env: dict[str, str] | None = None, database_url: str = "") -> None:
+    def __init__(
+        self, argv: Sequence[str] | None = None, env: dict[str, str] | None = None, database_url: str = ""
+    ) -> None:
         self.port = free_port()
         self.pushsvc = argv is None
         self.argv = list(argv) if argv else [sys.executable, os.environ.get("BENCH_SERVER_SCRIPT", "run.py")]
@@ -371,7 +440,7 @@ class Server:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         self.process = subprocess.Popen(self.argv, cwd=REPO, env=self.env, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -440,7 +509,7 @@ class Window:
             state["writer"] = self.writer.count
         return state
 
-    def __enter__(self) -> "Window":
+    def __enter__(self) -> Window:
         self._profiler = _start_profiler(self.server.pid)
         self.start = self._read()
         return self
@@ -483,7 +552,8 @@ def _start_profiler(pid: int) -> subprocess.Popen | None:
     name = os.path.join(folder, f"{os.path.basename(sys.argv[0])[:-3]}-{time.strftime('%H%M%S')}-{pid}.txt")
     process = subprocess.Popen(
         ["py-spy", "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "--output", name, "--nonblocking"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     time.sleep(0.5)
     return process

@@ -17,11 +17,11 @@ import base64
 import os
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import orjson
-
 from benchlib import MP, as_load_process, raise_nofile
 
 MARKER_BASE = 900_000_000
@@ -31,7 +31,7 @@ MARKER_KEY = b'"vma_eta_seconds":'
 class MinimalWebSocket(asyncio.Protocol):
     """One client socket: RFC 6455 framing, just enough for pushsvc's text frames."""
 
-    def __init__(self, host: str, path: str, token: str | None, worker: "SocketWorker") -> None:
+    def __init__(self, host: str, path: str, token: str | None, worker: SocketWorker) -> None:
         self.host, self.path, self.token, self.worker = host, path, token, worker
         self.transport: asyncio.Transport | None = None
         self.opened: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -139,7 +139,9 @@ class MinimalWebSocket(asyncio.Protocol):
             header = bytes((0x80 | opcode, 0x80 | 127)) + length.to_bytes(8, "big")
         key = self._key
         mask = (key * (length // 4 + 1))[:length]
-        masked = (int.from_bytes(payload, "big") ^ int.from_bytes(mask, "big")).to_bytes(length, "big") if length else b""
+        masked = (
+            (int.from_bytes(payload, "big") ^ int.from_bytes(mask, "big")).to_bytes(length, "big") if length else b""
+        )
         self.transport.write(header + key + masked)
 
     def send_json(self, message: dict) -> None:
@@ -191,7 +193,9 @@ class SocketWorker:
                     try:
                         source = spec.source_addresses[index % len(spec.source_addresses)]
                         _, proto = await loop.create_connection(
-                            lambda: MinimalWebSocket(host, spec.path, spec.token, self), spec.host, spec.port,
+                            lambda: MinimalWebSocket(host, spec.path, spec.token, self),
+                            spec.host,
+                            spec.port,
                             local_addr=(source, 0) if source != "127.0.0.1" else None,
                         )
                         await asyncio.wait_for(proto.opened, 15)
@@ -199,7 +203,7 @@ class SocketWorker:
                             proto.send_json({"type": "subscribe", "topic": topic})
                         self.clients.append(proto)
                         return
-                    except (OSError, asyncio.TimeoutError, ConnectionError):
+                    except (TimeoutError, OSError, ConnectionError):
                         await asyncio.sleep(0.2 * (attempt + 1))
                 self.failures += 1
 
@@ -312,7 +316,7 @@ class SocketFleet:
                 self.handles.append(start_sockets(SocketSpec(count=count, first_index=first, **spec)))
             first += count
 
-    def __enter__(self) -> "SocketFleet":
+    def __enter__(self) -> SocketFleet:
         ready = [handle.wait_ready() for handle in self.handles]
         self.opened = sum(r["open"] for r in ready)
         self.failures = sum(r["failures"] for r in ready)
@@ -384,7 +388,7 @@ async def _gui_loop(conn, spec: GuiSpec) -> None:
                     await response.read()
                     if response.status != 200:
                         counts["errors"] += 1
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 counts["errors"] += 1
             counts["requests"] += 1
             counts["latencies"].append(time.perf_counter() - started)
@@ -399,7 +403,7 @@ async def _gui_loop(conn, spec: GuiSpec) -> None:
                     try:
                         await asyncio.wait_for(stop.wait(), delay)
                         return
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
                 await get("/api/v1/vm-contexts")
                 await get(f"/api/v1/vm-contexts/{vm}")
@@ -412,7 +416,9 @@ async def _gui_loop(conn, spec: GuiSpec) -> None:
         def on_command() -> None:
             command = conn.recv()
             if command == "stats":
-                conn.send({"requests": counts["requests"], "errors": counts["errors"], "latencies": counts["latencies"]})
+                conn.send(
+                    {"requests": counts["requests"], "errors": counts["errors"], "latencies": counts["latencies"]}
+                )
             elif command == "reset":
                 counts.update(requests=0, errors=0, latencies=[])
                 conn.send("ok")

@@ -21,7 +21,9 @@ def main() -> None:
     inclusive: collections.Counter = collections.Counter()
     own: collections.Counter = collections.Counter()
     total = 0
-    for line in open(args.file, encoding="utf-8"):
+    with open(args.file, encoding="utf-8") as lines:
+        stack_lines = list(lines)
+    for line in stack_lines:
         stack, _, count = line.rstrip("\n").rpartition(" ")
         if not stack or (args.match and args.match not in stack):
             continue

@@ -64,7 +64,10 @@ def main() -> int:
         result = subprocess.CompletedProcess(process.args, process.returncode, stdout)
         took = time.monotonic() - began
         load = os.getloadavg()[0]
-        text = result.stdout.strip() + f"\n\n_bench_{name}.py: {took:.0f} s, 1-minute load average at the end {load:.2f}_\n"
+        text = (
+            result.stdout.strip()
+            + f"\n\n_bench_{name}.py: {took:.0f} s, 1-minute load average at the end {load:.2f}_\n"
+        )
         print(text, flush=True)
         out.append(text)
         if result.returncode != 0:

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 import pathlib
-from typing import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
@@ -76,7 +76,7 @@ class LiveServer:
     def running(self) -> bool:
         return self._runner is not None
 
-    async def start(self) -> "LiveServer":
+    async def start(self) -> LiveServer:
         assert self._runner is None, "already running"
         # A fresh app each time, as a restarted process would be (new hub epoch, new pool).
         self.app = create_app(self.config)
@@ -197,8 +197,12 @@ async def sign_in(page: Page, server: LiveServer, token: str, *, path: str = "/"
 
 async def expect_state(page: Page, state: str, timeout: float = TIMEOUT_MS) -> None:
     """``#connection-status`` reaches ``state`` (and the text that goes with it)."""
-    text = {"live": "Live", "reconnecting": "Reconnecting\u2026", "offline": "Offline",
-            "db-unavailable": "Database unavailable"}[state]
+    text = {
+        "live": "Live",
+        "reconnecting": "Reconnecting\u2026",
+        "offline": "Offline",
+        "db-unavailable": "Database unavailable",
+    }[state]
     status = page.locator("#connection-status")
     await expect(status).to_have_attribute("data-state", state, timeout=timeout)
     await expect(status).to_have_text(text, timeout=timeout)

@@ -152,8 +152,11 @@ async def test_progress_write_moves_the_right_bar_within_two_poll_intervals(page
     assert await progress_value(page, '[data-vm="pgtest2"] progress.job-progress') == 12.5
 
     # The job ends: the bar goes, the row says so.
-    await execute(seeded, "UPDATE vm_replication_contexts SET current_job_id = NULL, current_status = 'ready_for_failover'"
-                          " WHERE vm_name = 'pgtest1'")
+    await execute(
+        seeded,
+        "UPDATE vm_replication_contexts SET current_job_id = NULL, current_status = 'ready_for_failover'"
+        " WHERE vm_name = 'pgtest1'",
+    )
     await expect(pgtest1.locator("progress.job-progress")).to_have_count(0, timeout=TIMEOUT_MS)
     await expect(pgtest1.locator(".idle")).to_have_text("No active job")
     await expect(pgtest1.locator(".badge")).to_have_text("Ready for failover")
@@ -165,9 +168,14 @@ async def test_progress_write_moves_the_right_bar_within_two_poll_intervals(page
 async def test_new_and_deleted_vms_appear_and_disappear(page, server, seeded):
     await sign_in(page, server, make_token())
     await expect(page.locator("#vm-list a[data-vm]")).to_have_count(2)
-    context = {**{key: value for key, value in SEED_CONTEXT.items() if key != "updated_at"},
-               "context_id": "ctx-aaa-first-20250909", "vm_name": "aaa-first", "vmware_vm_id": "4205ffff-0000",
-               "current_status": "discovered", "total_jobs_run": 0}
+    context = {
+        **{key: value for key, value in SEED_CONTEXT.items() if key != "updated_at"},
+        "context_id": "ctx-aaa-first-20250909",
+        "vm_name": "aaa-first",
+        "vmware_vm_id": "4205ffff-0000",
+        "current_status": "discovered",
+        "total_jobs_run": 0,
+    }
     async with seeded.transaction() as writer:
         await insert_row(writer, "vm_replication_contexts", for_engine(context, seeded.engine))
     rows = page.locator("#vm-list a[data-vm]")
@@ -265,9 +273,15 @@ async def test_detail_of_an_unknown_vm_says_not_found_and_updates_when_it_appear
     await expect(page.locator("#detail-not-found")).to_be_visible(timeout=TIMEOUT_MS)
     await expect(page.locator("#detail-body")).to_be_hidden()
 
-    context = {**{key: value for key, value in SEED_CONTEXT.items() if key != "updated_at"},
-               "context_id": "ctx-pgtest3-20250909-130000", "vm_name": "pgtest3", "vmware_vm_id": "4205aaaa-0003",
-               "vm_path": "/DatabanxDC/vm/pgtest3", "current_status": "discovered", "total_jobs_run": 0}
+    context = {
+        **{key: value for key, value in SEED_CONTEXT.items() if key != "updated_at"},
+        "context_id": "ctx-pgtest3-20250909-130000",
+        "vm_name": "pgtest3",
+        "vmware_vm_id": "4205aaaa-0003",
+        "vm_path": "/DatabanxDC/vm/pgtest3",
+        "current_status": "discovered",
+        "total_jobs_run": 0,
+    }
     async with seeded.transaction() as writer:
         await insert_row(writer, "vm_replication_contexts", for_engine(context, seeded.engine))
     await expect(page.locator("#detail-body")).to_be_visible(timeout=TIMEOUT_MS)

@@ -52,7 +52,10 @@ async def test_screenshots(new_page, demo_server, screenshots_dir, viewport, sch
     await settle(page)
     # On a desktop the whole list fits in a little more than one screen: show all of it.
     await page.screenshot(
-        path=screenshots_dir / f"dashboard-{suffix}.png", animations="disabled", caret="hide", full_page=viewport == DESKTOP
+        path=screenshots_dir / f"dashboard-{suffix}.png",
+        animations="disabled",
+        caret="hide",
+        full_page=viewport == DESKTOP,
     )
 
     await page.click(f'[data-vm="{DETAIL_VM}"]')

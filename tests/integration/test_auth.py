@@ -14,8 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pushsvc.app import create_app
 
-from ..helpers import make_config, make_token
-from ..helpers import assert_error_body
+from ..helpers import assert_error_body, make_config, make_token
 
 
 def _unsigned(claims: dict) -> str:
@@ -27,6 +26,7 @@ def _unsigned(claims: dict) -> str:
 
 def _hs256_signed(key: bytes, claims: dict) -> str:
     """HS256 by hand (PyJWT itself refuses to HMAC with a PEM key)."""
+
     def part(data: bytes) -> str:
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -36,7 +36,7 @@ def _hs256_signed(key: bytes, claims: dict) -> str:
 
 
 def _future(seconds: float) -> int:
-    return int((dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)).timestamp())
+    return int((dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)).timestamp())
 
 
 BAD_TOKENS = {
@@ -81,7 +81,9 @@ async def test_issuer_and_audience_are_checked(aiohttp_client, database_url, see
 def _write_key(tmp_path, private_key) -> tuple[str, str]:
     public = tmp_path / "public.pem"
     public.write_bytes(
-        private_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
     )
     private = private_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

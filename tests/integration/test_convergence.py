@@ -25,7 +25,16 @@ from ..wsclient import LiveClient
 SEED = 20261128
 WRITES = 320
 TERMINAL = ("completed", "failed")
-ACTIVE_STEPS = ("pending", "initializing", "analyzing", "provisioning", "attaching", "configuring", "ready_for_sync", "replicating")
+ACTIVE_STEPS = (
+    "pending",
+    "initializing",
+    "analyzing",
+    "provisioning",
+    "attaching",
+    "configuring",
+    "ready_for_sync",
+    "replicating",
+)
 
 
 @dataclass
@@ -59,36 +68,78 @@ class Appliance:
 
     async def create_vm(self, writer) -> None:
         self.serial += 1
-        name = self.rng.choice(["pg", "web", "sql", "dc", "file", "app"]) + f"-{self.serial:03d}" + self.rng.choice(["", " (old)", "-ü"])
+        name = (
+            self.rng.choice(["pg", "web", "sql", "dc", "file", "app"])
+            + f"-{self.serial:03d}"
+            + self.rng.choice(["", " (old)", "-ü"])
+        )
         vm = VM(context_id=f"ctx-{self.serial:03d}-{self.rng.randrange(10**6)}", name=name)
-        await insert_row(writer, "vm_replication_contexts", {
-            "context_id": vm.context_id, "vm_name": name, "vmware_vm_id": f"4205-{self.serial:04d}",
-            "vm_path": f"/DatabanxDC/vm/{name}", "vcenter_host": "quad-vcenter-01.quadris.local", "datacenter": "DatabanxDC",
-            "cpu_count": self.rng.choice([2, 4, 8]), "memory_mb": self.rng.choice([4096, 8192, 16384]),
-            "os_type": self.rng.choice(["windows", "linux"]), "power_state": "poweredOn", "vm_tools_version": "11.3.5",
-            "created_at": self.now_s(), "updated_at": self.now_s(), "last_status_change": self.now_s(),
-        })
+        await insert_row(
+            writer,
+            "vm_replication_contexts",
+            {
+                "context_id": vm.context_id,
+                "vm_name": name,
+                "vmware_vm_id": f"4205-{self.serial:04d}",
+                "vm_path": f"/DatabanxDC/vm/{name}",
+                "vcenter_host": "quad-vcenter-01.quadris.local",
+                "datacenter": "DatabanxDC",
+                "cpu_count": self.rng.choice([2, 4, 8]),
+                "memory_mb": self.rng.choice([4096, 8192, 16384]),
+                "os_type": self.rng.choice(["windows", "linux"]),
+                "power_state": "poweredOn",
+                "vm_tools_version": "11.3.5",
+                "created_at": self.now_s(),
+                "updated_at": self.now_s(),
+                "last_status_change": self.now_s(),
+            },
+        )
         for index in range(self.rng.choice([1, 1, 2])):
             disk = f"disk-{2000 + index}"
             vm.disks.append(disk)
-            await insert_row(writer, "vm_disks", {
-                "vm_context_id": vm.context_id, "disk_id": disk, "vm_dk_path": f"[vsanDatastore] x/{name}_{index}.vmdk",
-                "size_gb": 102, "capacity_bytes": 109521666048, "label": f"Hard disk {index + 1}", "datastore": "vsanDatastore",
-                "provisioning_type": "thin", "unit_number": index, "created_at": self.now_ms(), "updated_at": self.now_ms(),
-            })
+            await insert_row(
+                writer,
+                "vm_disks",
+                {
+                    "vm_context_id": vm.context_id,
+                    "disk_id": disk,
+                    "vm_dk_path": f"[vsanDatastore] x/{name}_{index}.vmdk",
+                    "size_gb": 102,
+                    "capacity_bytes": 109521666048,
+                    "label": f"Hard disk {index + 1}",
+                    "datastore": "vsanDatastore",
+                    "provisioning_type": "thin",
+                    "unit_number": index,
+                    "created_at": self.now_ms(),
+                    "updated_at": self.now_ms(),
+                },
+            )
         self.vms[vm.context_id] = vm
 
     async def start_job(self, writer, vm: VM) -> None:
         vm.jobs += 1
         job_id = f"job-{vm.context_id[4:]}-{vm.jobs:03d}"
         kind = "initial" if vm.jobs == 1 else "incremental"
-        await insert_row(writer, "replication_jobs", {
-            "id": job_id, "vm_context_id": vm.context_id, "source_vm_id": "x", "source_vm_name": vm.name,
-            "source_vm_path": f"/DatabanxDC/vm/{vm.name}", "v_center_host": "quad-vcenter-01.quadris.local",
-            "datacenter": "DatabanxDC", "replication_type": kind, "status": "pending", "current_operation": "Initializing",
-            "total_bytes": self.rng.randrange(1, 40) * 2**30, "nbd_export_name": f"migration-vol-{job_id}",
-            "created_at": self.now_ms(), "updated_at": self.now_ms(),
-        })
+        await insert_row(
+            writer,
+            "replication_jobs",
+            {
+                "id": job_id,
+                "vm_context_id": vm.context_id,
+                "source_vm_id": "x",
+                "source_vm_name": vm.name,
+                "source_vm_path": f"/DatabanxDC/vm/{vm.name}",
+                "v_center_host": "quad-vcenter-01.quadris.local",
+                "datacenter": "DatabanxDC",
+                "replication_type": kind,
+                "status": "pending",
+                "current_operation": "Initializing",
+                "total_bytes": self.rng.randrange(1, 40) * 2**30,
+                "nbd_export_name": f"migration-vol-{job_id}",
+                "created_at": self.now_ms(),
+                "updated_at": self.now_ms(),
+            },
+        )
         await writer.execute(
             "UPDATE vm_replication_contexts SET current_job_id = %s, current_status = 'replicating', "
             "total_jobs_run = total_jobs_run + 1, last_job_at = %s, first_job_at = COALESCE(first_job_at, %s), "
@@ -97,14 +148,22 @@ class Appliance:
         )
         await writer.execute(
             "UPDATE vm_disks SET job_id = %s, sync_status = 'pending', sync_progress_percent = 0, bytes_synced = 0 "
-            "WHERE vm_context_id = %s", [job_id, vm.context_id],
+            "WHERE vm_context_id = %s",
+            [job_id, vm.context_id],
         )
         for disk in vm.disks:
-            await insert_row(writer, "cbt_history", {
-                "vm_context_id": vm.context_id, "job_id": job_id, "disk_id": disk,
-                "change_id": "" if kind == "initial" else f"52 3c ec 11/{self.rng.randrange(1000)}",
-                "sync_type": kind, "created_at": self.now_ms(),
-            })
+            await insert_row(
+                writer,
+                "cbt_history",
+                {
+                    "vm_context_id": vm.context_id,
+                    "job_id": job_id,
+                    "disk_id": disk,
+                    "change_id": "" if kind == "initial" else f"52 3c ec 11/{self.rng.randrange(1000)}",
+                    "sync_type": kind,
+                    "created_at": self.now_ms(),
+                },
+            )
         vm.current_job = job_id
 
     async def progress(self, writer, vm: VM, identical: bool) -> None:
@@ -125,8 +184,22 @@ class Appliance:
             "transfer_speed_bps = CASE WHEN %s THEN transfer_speed_bps ELSE %s END, "
             "vma_throughput_mbps = CASE WHEN %s THEN vma_throughput_mbps ELSE %s END, "
             "vma_eta_seconds = CASE WHEN %s THEN vma_eta_seconds ELSE %s END, updated_at = %s WHERE id = %s",
-            [status, percent, done, "Transferring Data", "Transfer", "full", identical, speed, identical,
-             round(speed / 2**20, 2), identical, (total - done) // max(speed, 1), updated, vm.current_job],
+            [
+                status,
+                percent,
+                done,
+                "Transferring Data",
+                "Transfer",
+                "full",
+                identical,
+                speed,
+                identical,
+                round(speed / 2**20, 2),
+                identical,
+                (total - done) // max(speed, 1),
+                updated,
+                vm.current_job,
+            ],
         )
 
     async def disk_progress(self, writer, vm: VM) -> None:
@@ -141,21 +214,31 @@ class Appliance:
         await writer.execute(
             "UPDATE replication_jobs SET status = %s, progress_percent = CASE WHEN %s THEN 100 ELSE progress_percent END, "
             "error_message = %s, completed_at = %s, updated_at = %s WHERE id = %s",
-            ["completed" if success else "failed", success, "" if success else "NBD export vanished",
-             self.now_ms(), self.now_ms(), vm.current_job],
+            [
+                "completed" if success else "failed",
+                success,
+                "" if success else "NBD export vanished",
+                self.now_ms(),
+                self.now_ms(),
+                vm.current_job,
+            ],
         )
         if success:
             await writer.execute(
                 "UPDATE vm_replication_contexts SET current_job_id = NULL, current_status = 'ready_for_failover', "
                 "successful_jobs = successful_jobs + 1, last_successful_job_id = %s, last_status_change = %s "
-                "WHERE context_id = %s", [vm.current_job, self.now_s(), vm.context_id],
+                "WHERE context_id = %s",
+                [vm.current_job, self.now_s(), vm.context_id],
             )
-            await writer.execute("UPDATE vm_disks SET sync_status = 'completed', sync_progress_percent = 100 WHERE vm_context_id = %s",
-                                 [vm.context_id])
+            await writer.execute(
+                "UPDATE vm_disks SET sync_status = 'completed', sync_progress_percent = 100 WHERE vm_context_id = %s",
+                [vm.context_id],
+            )
         else:
             await writer.execute(
                 "UPDATE vm_replication_contexts SET current_job_id = NULL, current_status = 'failed', "
-                "failed_jobs = failed_jobs + 1, last_status_change = %s WHERE context_id = %s", [self.now_s(), vm.context_id],
+                "failed_jobs = failed_jobs + 1, last_status_change = %s WHERE context_id = %s",
+                [self.now_s(), vm.context_id],
             )
         vm.current_job = None
 
@@ -178,7 +261,9 @@ class Appliance:
         self.tick(rng.choice([0, 0, 0.3, 1, 2]))
         active = [vm for vm in self.vms.values() if vm.current_job]
         idle = [vm for vm in self.vms.values() if not vm.current_job]
-        choices = ["progress"] * 8 + ["identical"] * 3 + ["disk"] * 2 + ["same_second"] * 2 + ["start"] * 2 + ["finish"] * 2
+        choices = (
+            ["progress"] * 8 + ["identical"] * 3 + ["disk"] * 2 + ["same_second"] * 2 + ["start"] * 2 + ["finish"] * 2
+        )
         choices += ["create"] if len(self.vms) < 9 else []
         choices += ["delete"] if len(self.vms) > 4 else []
         kind = rng.choice(choices)
@@ -278,7 +363,9 @@ async def test_clients_converge_to_rest_under_random_writes(manual_app, token, a
             clients.append(dropper)
         if late_joiner is None and writes >= 180:
             late_joiner = await LiveClient.connect(client, token)
-            await subscribe_all(app, late_joiner, ["vm-contexts", *[f"vm-context/{vm.name}" for vm in appliance.vms.values()]])
+            await subscribe_all(
+                app, late_joiner, ["vm-contexts", *[f"vm-context/{vm.name}" for vm in appliance.vms.values()]]
+            )
             clients.append(late_joiner)
         await assert_converged(app, client, auth_headers, clients)
 

@@ -11,8 +11,7 @@ import pytest
 from pushsvc.app import create_app
 from pushsvc.config import ConfigError, build_config
 
-from ..helpers import make_config
-from ..helpers import assert_error_body
+from ..helpers import assert_error_body, make_config
 
 REFUSING = "mysql://root@127.0.0.1:1/nothing"  # nothing listens on port 1: connections are refused
 
@@ -134,8 +133,13 @@ async def test_metrics_exposes_the_counters(manual_app, seeded, token):
     assert values["pushsvc_subscriptions"] == 1
     assert values["pushsvc_poll_queries_per_tick"] == 2  # contexts+jobs, and the read-only commit
     assert values["pushsvc_messages_sent_total"] >= 3  # welcome, pong, snapshot
-    for name in ("pushsvc_poll_duration_seconds_count", "pushsvc_bytes_sent_total", "pushsvc_resyncs_total",
-                 "pushsvc_slow_closes_total", "pushsvc_poll_ticks_total"):
+    for name in (
+        "pushsvc_poll_duration_seconds_count",
+        "pushsvc_bytes_sent_total",
+        "pushsvc_resyncs_total",
+        "pushsvc_slow_closes_total",
+        "pushsvc_poll_ticks_total",
+    ):
         assert name in values
 
 
@@ -147,10 +151,16 @@ def test_cli_schema_seed_and_token(database_url, tmp_path):
 
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PUSHSVC_AUTH_SECRET": "s" * 40}
     run = [sys.executable, str(Path(__file__).resolve().parents[2] / "run.py")]
-    done = subprocess.run([*run, "schema", "--database", database_url, "--seed"], capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [*run, "schema", "--database", database_url, "--seed"], capture_output=True, text=True, env=env
+    )
     assert done.returncode == 0, done.stderr
-    token = subprocess.run([*run, "token", "--subject", "alice", "--ttl", "90s"], capture_output=True, text=True, env=env)
+    token = subprocess.run(
+        [*run, "token", "--subject", "alice", "--ttl", "90s"], capture_output=True, text=True, env=env
+    )
     claims = jwt.decode(token.stdout.strip(), "s" * 40, algorithms=["HS256"])
     assert claims["sub"] == "alice" and claims["exp"] - claims["iat"] == 90
-    bad = subprocess.run([*run, "token"], capture_output=True, text=True, env={**env, "PUSHSVC_POLLER_INTERVAL": "fast"})
+    bad = subprocess.run(
+        [*run, "token"], capture_output=True, text=True, env={**env, "PUSHSVC_POLLER_INTERVAL": "fast"}
+    )
     assert bad.returncode == 2 and "poller.interval" in bad.stderr and "Traceback" not in bad.stderr

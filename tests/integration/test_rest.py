@@ -65,7 +65,7 @@ def special_context(name: str, index: int) -> dict:
     }
 
 
-SPECIAL_NAMES = ["web server 01", "datenbank-ü-数据", "o'brien \"db\"", "100%_done", "a/b", "x;DROP TABLE vm_disks;--"]
+SPECIAL_NAMES = ["web server 01", "datenbank-ü-数据", 'o\'brien "db"', "100%_done", "a/b", "x;DROP TABLE vm_disks;--"]
 
 
 async def test_special_vm_names(client, store, auth_headers):
@@ -106,7 +106,11 @@ async def test_history_limits_and_order(client, store, auth_headers):
     async with store.transaction() as writer:
         await insert_row(writer, "vm_replication_contexts", for_engine(context, store.engine))
         for index in range(15):
-            await insert_row(writer, "replication_jobs", for_engine(job_row(context, index, base + dt.timedelta(hours=index)), store.engine))
+            await insert_row(
+                writer,
+                "replication_jobs",
+                for_engine(job_row(context, index, base + dt.timedelta(hours=index)), store.engine),
+            )
         for index in range(25):
             await insert_row(
                 writer,
@@ -126,13 +130,21 @@ async def test_history_limits_and_order(client, store, auth_headers):
             )
         # The newest job is the current one: it is not part of job_history.
         await writer.execute(
-            "UPDATE vm_replication_contexts SET current_job_id = %s WHERE context_id = %s", ["job-0014", context["context_id"]]
+            "UPDATE vm_replication_contexts SET current_job_id = %s WHERE context_id = %s",
+            ["job-0014", context["context_id"]],
         )
     body = await (await client.get("/api/v1/vm-contexts/busy", headers=auth_headers)).json()
     assert body["current_job"]["id"] == "job-0014"
     assert [job["id"] for job in body["job_history"]] == [f"job-{index:04d}" for index in range(13, 3, -1)]
     assert list(body["job_history"][0]) == [
-        "id", "status", "replication_type", "progress_percent", "bytes_transferred", "total_bytes", "created_at", "completed_at"
+        "id",
+        "status",
+        "replication_type",
+        "progress_percent",
+        "bytes_transferred",
+        "total_bytes",
+        "created_at",
+        "completed_at",
     ]
     changes = [row["change_id"] for row in body["cbt_history"]]
     assert changes == [f"52 3c ec 11/{index}" for index in range(24, 4, -1)]
@@ -149,7 +161,9 @@ async def test_etag_round_trip(client, seeded, auth_headers):
         other = await client.get(path, headers={**auth_headers, "If-None-Match": '"stale"'})
         assert other.status == 200
     async with seeded.transaction() as writer:
-        await writer.execute("UPDATE replication_jobs SET progress_percent = 50.5 WHERE id = %s", [SEED_CURRENT_JOB["id"]])
+        await writer.execute(
+            "UPDATE replication_jobs SET progress_percent = 50.5 WHERE id = %s", [SEED_CURRENT_JOB["id"]]
+        )
     changed = await client.get("/api/v1/vm-contexts/pgtest1", headers={**auth_headers, "If-None-Match": etag})
     assert changed.status == 200 and changed.headers["ETag"] != etag
     assert (await changed.json())["current_job"]["progress_percent"] == 50.5
@@ -175,8 +189,11 @@ async def test_status_filter_and_pagination(client, seeded, auth_headers):
         ("limit=1001", "limit must be an integer from 1 to 1000"),
         ("offset=x", "offset must be an integer from 0 to 2147483647"),
         ("limit=1&limit=2", "limit may be given only once"),
-        ("status=bogus", "status must be one of: discovered, replicating, ready_for_failover, failed_over_test, "
-         "failed_over_live, completed, failed, cleanup_required"),
+        (
+            "status=bogus",
+            "status must be one of: discovered, replicating, ready_for_failover, failed_over_test, "
+            "failed_over_live, completed, failed, cleanup_required",
+        ),
     ],
 )
 async def test_bad_query_values_are_400(client, seeded, auth_headers, query, message):

@@ -14,7 +14,7 @@ import pytest
 
 from pushsvc.app import create_app
 from pushsvc.demo import demo_context, prepare_demo_database
-from pushsvc.demo_data import FLEET, MiB, SEED_CONTEXT_IDS, load_demo
+from pushsvc.demo_data import FLEET, SEED_CONTEXT_IDS, MiB, load_demo
 from pushsvc.fixtures import SEED_CONTEXT, for_engine, insert_row, ms
 from pushsvc.simulator import Simulator
 from pushsvc.store import StoreUnavailable
@@ -44,20 +44,57 @@ class ScriptedClock:
 # ---- reading the database as a test sees it ----------------------------------
 
 CONTEXT_COLUMNS = (
-    "context_id", "vm_name", "current_status", "current_job_id", "total_jobs_run", "successful_jobs", "failed_jobs",
-    "last_successful_job_id", "first_job_at", "last_job_at", "last_status_change", "updated_at",
+    "context_id",
+    "vm_name",
+    "current_status",
+    "current_job_id",
+    "total_jobs_run",
+    "successful_jobs",
+    "failed_jobs",
+    "last_successful_job_id",
+    "first_job_at",
+    "last_job_at",
+    "last_status_change",
+    "updated_at",
 )
 JOB_COLUMNS = (
-    "id", "vm_context_id", "status", "replication_type", "progress_percent", "bytes_transferred", "total_bytes",
-    "transfer_speed_bps", "vma_throughput_mbps", "vma_eta_seconds", "error_message", "change_id",
-    "previous_change_id", "created_at", "updated_at", "completed_at",
+    "id",
+    "vm_context_id",
+    "status",
+    "replication_type",
+    "progress_percent",
+    "bytes_transferred",
+    "total_bytes",
+    "transfer_speed_bps",
+    "vma_throughput_mbps",
+    "vma_eta_seconds",
+    "error_message",
+    "change_id",
+    "previous_change_id",
+    "created_at",
+    "updated_at",
+    "completed_at",
 )
 DISK_COLUMNS = (
-    "id", "vm_context_id", "job_id", "disk_id", "sync_status", "sync_progress_percent", "bytes_synced",
-    "disk_change_id", "capacity_bytes",
+    "id",
+    "vm_context_id",
+    "job_id",
+    "disk_id",
+    "sync_status",
+    "sync_progress_percent",
+    "bytes_synced",
+    "disk_change_id",
+    "capacity_bytes",
 )
 CBT_COLUMNS = (
-    "id", "vm_context_id", "job_id", "disk_id", "change_id", "previous_change_id", "sync_type", "sync_success",
+    "id",
+    "vm_context_id",
+    "job_id",
+    "disk_id",
+    "change_id",
+    "previous_change_id",
+    "sync_type",
+    "sync_success",
 )
 
 
@@ -107,34 +144,85 @@ async def add_foreign_vm(store) -> None:
     """Another writer's VM (an active job, a disk, a CBT row) that the simulator must never touch."""
     engine = store.engine
     async with store.transaction() as writer:
-        await insert_row(writer, "vm_replication_contexts", for_engine({
-            "context_id": FOREIGN, "vm_name": "appliance-vm-01", "vmware_vm_id": "4205ffff-0000-1111-2222-333344445555",
-            "vm_path": "/DatabanxDC/vm/appliance-vm-01", "vcenter_host": "quad-vcenter-01.quadris.local",
-            "datacenter": "DatabanxDC", "current_status": "replicating", "total_jobs_run": 1,
-            "created_at": ms("2025-09-12 08:30:00"), "last_status_change": ms("2025-09-12 08:30:00"),
-        }, engine))
-        await insert_row(writer, "replication_jobs", for_engine({
-            "id": "job-20250912-083000", "vm_context_id": FOREIGN,
-            "source_vm_id": "4205ffff-0000-1111-2222-333344445555",
-            "source_vm_name": "appliance-vm-01", "source_vm_path": "/DatabanxDC/vm/appliance-vm-01",
-            "v_center_host": "quad-vcenter-01.quadris.local", "datacenter": "DatabanxDC", "replication_type": "initial",
-            "status": "replicating", "progress_percent": 10.0, "bytes_transferred": 1 << 30, "total_bytes": 10 << 30,
-            "transfer_speed_bps": 12 * MiB, "created_at": ms("2025-09-12 08:30:00.123"),
-            "updated_at": ms("2025-09-12 09:59:59.500"),
-        }, engine))
+        await insert_row(
+            writer,
+            "vm_replication_contexts",
+            for_engine(
+                {
+                    "context_id": FOREIGN,
+                    "vm_name": "appliance-vm-01",
+                    "vmware_vm_id": "4205ffff-0000-1111-2222-333344445555",
+                    "vm_path": "/DatabanxDC/vm/appliance-vm-01",
+                    "vcenter_host": "quad-vcenter-01.quadris.local",
+                    "datacenter": "DatabanxDC",
+                    "current_status": "replicating",
+                    "total_jobs_run": 1,
+                    "created_at": ms("2025-09-12 08:30:00"),
+                    "last_status_change": ms("2025-09-12 08:30:00"),
+                },
+                engine,
+            ),
+        )
+        await insert_row(
+            writer,
+            "replication_jobs",
+            for_engine(
+                {
+                    "id": "job-20250912-083000",
+                    "vm_context_id": FOREIGN,
+                    "source_vm_id": "4205ffff-0000-1111-2222-333344445555",
+                    "source_vm_name": "appliance-vm-01",
+                    "source_vm_path": "/DatabanxDC/vm/appliance-vm-01",
+                    "v_center_host": "quad-vcenter-01.quadris.local",
+                    "datacenter": "DatabanxDC",
+                    "replication_type": "initial",
+                    "status": "replicating",
+                    "progress_percent": 10.0,
+                    "bytes_transferred": 1 << 30,
+                    "total_bytes": 10 << 30,
+                    "transfer_speed_bps": 12 * MiB,
+                    "created_at": ms("2025-09-12 08:30:00.123"),
+                    "updated_at": ms("2025-09-12 09:59:59.500"),
+                },
+                engine,
+            ),
+        )
         await writer.execute(
             "UPDATE vm_replication_contexts SET current_job_id = %s WHERE context_id = %s",
             ["job-20250912-083000", FOREIGN],
         )
-        await insert_row(writer, "vm_disks", for_engine({
-            "vm_context_id": FOREIGN, "job_id": "job-20250912-083000", "disk_id": "disk-2000",
-            "vm_dk_path": "[vsanDatastore] x/appliance-vm-01.vmdk", "size_gb": 40, "capacity_bytes": 40 << 30,
-            "sync_status": "syncing", "created_at": ms("2025-09-12 08:30:00.130"),
-        }, engine))
-        await insert_row(writer, "cbt_history", for_engine({
-            "vm_context_id": FOREIGN, "job_id": "job-20250912-083000", "disk_id": "disk-2000", "change_id": "",
-            "sync_type": "initial", "created_at": ms("2025-09-12 08:30:00.140"),
-        }, engine))
+        await insert_row(
+            writer,
+            "vm_disks",
+            for_engine(
+                {
+                    "vm_context_id": FOREIGN,
+                    "job_id": "job-20250912-083000",
+                    "disk_id": "disk-2000",
+                    "vm_dk_path": "[vsanDatastore] x/appliance-vm-01.vmdk",
+                    "size_gb": 40,
+                    "capacity_bytes": 40 << 30,
+                    "sync_status": "syncing",
+                    "created_at": ms("2025-09-12 08:30:00.130"),
+                },
+                engine,
+            ),
+        )
+        await insert_row(
+            writer,
+            "cbt_history",
+            for_engine(
+                {
+                    "vm_context_id": FOREIGN,
+                    "job_id": "job-20250912-083000",
+                    "disk_id": "disk-2000",
+                    "change_id": "",
+                    "sync_type": "initial",
+                    "created_at": ms("2025-09-12 08:30:00.140"),
+                },
+                engine,
+            ),
+        )
 
 
 # ---- REST consistency ------------------------------------------------------------
@@ -172,8 +260,9 @@ async def check_rest(client, headers, world, demo_ids) -> None:
             assert item["total_jobs_run"] == len(jobs)
             assert item["successful_jobs"] == sum(job["status"] == "completed" for job in jobs)
             assert item["failed_jobs"] == sum(job["status"] == "failed" for job in jobs)
-            assert item["current_status"] == ("replicating" if current else jobs[-1]["status"].replace(
-                "completed", "ready_for_failover"))
+            assert item["current_status"] == (
+                "replicating" if current else jobs[-1]["status"].replace("completed", "ready_for_failover")
+            )
 
 
 async def assert_seed_vm_untouched(client, headers) -> None:
@@ -373,7 +462,8 @@ async def test_a_failure_updates_the_job_disks_and_context(store):
     await Simulator(store, ids, clock=clock, seed=1, failure_rate=1.0).step()
     after = await read_world(store)
     transferring = [
-        job for job in before["jobs"].values()
+        job
+        for job in before["jobs"].values()
         if job["status"] == "replicating" and job["vm_context_id"] not in SEED_CONTEXT_IDS
     ]
     assert len(transferring) >= 4
@@ -403,7 +493,8 @@ async def test_idle_vms_start_new_jobs_that_go_through_setup_to_transfer(store):
     events = {"progress": 0, "completed": 0, "failed": 0, "started": 0, "stalled": 0}
     check_transition(before, after, clock.now, events)
     idle = {
-        context_id for context_id, context in before["contexts"].items()
+        context_id
+        for context_id, context in before["contexts"].items()
         if context_id not in SEED_CONTEXT_IDS and context["current_status"] in ("ready_for_failover", "failed")
     }
     new_jobs = {job["vm_context_id"]: job for job_id, job in after["jobs"].items() if job_id not in before["jobs"]}

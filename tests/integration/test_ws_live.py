@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import aiohttp
 import pytest
 
@@ -46,8 +45,17 @@ async def test_snapshots_equal_rest(watched, auth_headers):
     assert live.document(PGTEST1) == await rest_detail(client, auth_headers, "pgtest1")
     summary = live.docs["vm-contexts"]["vm_contexts"]["pgtest1"]["current_job"]
     assert list(summary) == [
-        "id", "status", "replication_type", "progress_percent", "current_operation", "bytes_transferred",
-        "total_bytes", "transfer_speed_bps", "vma_throughput_mbps", "vma_eta_seconds", "updated_at",
+        "id",
+        "status",
+        "replication_type",
+        "progress_percent",
+        "current_operation",
+        "bytes_transferred",
+        "total_bytes",
+        "transfer_speed_bps",
+        "vma_throughput_mbps",
+        "vma_eta_seconds",
+        "updated_at",
     ]
     assert live.docs["vm-contexts"]["vm_contexts"]["pgtest2"]["current_job"] is None
     assert live.seqs == {"vm-contexts": 0, PGTEST1: 0}
@@ -66,7 +74,10 @@ async def test_progress_write_sends_only_changed_fields(watched, seeded):
         dashboard, detail = detail, dashboard
     change = {"progress_percent": 51.5, "bytes_transferred": 19906895872, "updated_at": "2025-09-09T12:12:10.5+01:00"}
     assert dashboard == {
-        "type": "delta", "topic": "vm-contexts", "epoch": live.epoch, "seq": 1,
+        "type": "delta",
+        "topic": "vm-contexts",
+        "epoch": live.epoch,
+        "seq": 1,
         "patch": {"vm_contexts": {"pgtest1": {"current_job": change}}},
     }
     assert detail["seq"] == 1 and detail["patch"] == {"current_job": change}
@@ -75,9 +86,13 @@ async def test_progress_write_sends_only_changed_fields(watched, seeded):
 async def test_identical_rewrite_sends_nothing(watched, seeded):
     app, client, live = watched
     async with seeded.snapshot() as reader:
-        row = (await reader.fetch_all(
-            "SELECT status, progress_percent, current_operation, bytes_transferred, vma_throughput_mbps, updated_at "
-            "FROM replication_jobs WHERE id = %s", [JOB_ID]))[0]
+        row = (
+            await reader.fetch_all(
+                "SELECT status, progress_percent, current_operation, bytes_transferred, vma_throughput_mbps, updated_at "
+                "FROM replication_jobs WHERE id = %s",
+                [JOB_ID],
+            )
+        )[0]
     await execute(
         seeded,
         "UPDATE replication_jobs SET status = %s, progress_percent = %s, current_operation = %s, "
@@ -92,18 +107,26 @@ async def test_identical_rewrite_sends_nothing(watched, seeded):
 
 async def test_timestamp_only_writes_send_just_that_field(watched, seeded):
     app, client, live = watched
-    await execute(seeded, "UPDATE replication_jobs SET vma_last_poll_at = %s WHERE id = %s",
-                  [for_engine({"t": ms("2025-09-09 12:12:13")}, seeded.engine)["t"], JOB_ID])
+    await execute(
+        seeded,
+        "UPDATE replication_jobs SET vma_last_poll_at = %s WHERE id = %s",
+        [for_engine({"t": ms("2025-09-09 12:12:13")}, seeded.engine)["t"], JOB_ID],
+    )
     await app[poller_key].poll_once()
     detail = await live.expect("delta")
     detail = detail if detail["topic"] == PGTEST1 else await live.expect("delta")
     assert detail["patch"] == {"current_job": {"vma_last_poll_at": "2025-09-09T12:12:13+01:00"}}
     # vma_last_poll_at is not in the dashboard summary: the dashboard got nothing.
     assert app[hub_key].topics["vm-contexts"].seq == 0
-    await execute(seeded, "UPDATE vm_replication_contexts SET updated_at = %s WHERE context_id = %s",
-                  [for_engine({"t": ms("2025-09-09 12:30:00")}, seeded.engine)["t"], CONTEXT_ID])
+    await execute(
+        seeded,
+        "UPDATE vm_replication_contexts SET updated_at = %s WHERE context_id = %s",
+        [for_engine({"t": ms("2025-09-09 12:30:00")}, seeded.engine)["t"], CONTEXT_ID],
+    )
     await app[poller_key].poll_once()
-    patches = {message["topic"]: message["patch"] for message in [await live.expect("delta"), await live.expect("delta")]}
+    patches = {
+        message["topic"]: message["patch"] for message in [await live.expect("delta"), await live.expect("delta")]
+    }
     assert patches == {
         "vm-contexts": {"vm_contexts": {"pgtest1": {"updated_at": "2025-09-09T12:30:00+01:00"}}},
         PGTEST1: {"context": {"updated_at": "2025-09-09T12:30:00+01:00"}},
@@ -115,8 +138,11 @@ async def test_changes_within_one_second_are_all_seen(watched, seeded):
     app, client, live = watched
     pinned = for_engine({"t": ms("2025-09-09 11:48:50")}, seeded.engine)["t"]
     for runs in (3, 4, 5):
-        await execute(seeded, "UPDATE vm_replication_contexts SET total_jobs_run = %s, updated_at = %s WHERE context_id = %s",
-                      [runs, pinned, CONTEXT_ID])
+        await execute(
+            seeded,
+            "UPDATE vm_replication_contexts SET total_jobs_run = %s, updated_at = %s WHERE context_id = %s",
+            [runs, pinned, CONTEXT_ID],
+        )
         await app[poller_key].poll_once()
         await live.catch_up(app[hub_key])
         assert live.docs["vm-contexts"]["vm_contexts"]["pgtest1"]["total_jobs_run"] == runs
@@ -125,7 +151,9 @@ async def test_changes_within_one_second_are_all_seen(watched, seeded):
 
 async def test_write_without_updated_at_is_seen(watched, seeded, auth_headers):
     app, client, live = watched
-    await execute(seeded, "UPDATE vm_disks SET sync_progress_percent = 12.5, bytes_synced = 999 WHERE id = %s", [SEED_DISK["id"]])
+    await execute(
+        seeded, "UPDATE vm_disks SET sync_progress_percent = 12.5, bytes_synced = 999 WHERE id = %s", [SEED_DISK["id"]]
+    )
     await app[poller_key].poll_once()
     delta = await live.expect("delta")
     assert delta["topic"] == PGTEST1
@@ -136,11 +164,22 @@ async def test_write_without_updated_at_is_seen(watched, seeded, auth_headers):
 async def test_cbt_insert_replaces_the_list(watched, seeded, auth_headers):
     app, client, live = watched
     async with seeded.transaction() as writer:
-        await insert_row(writer, "cbt_history", for_engine({
-            "vm_context_id": CONTEXT_ID, "job_id": JOB_ID, "disk_id": "disk-2000",
-            "change_id": "52 3c ec 11 9e 2c 4c 3d-87 4a c3 4e 85 f2 ea 95/446", "sync_type": "incremental",
-            "sync_success": 1, "created_at": ms("2025-09-09 12:20:00.5"),
-        }, seeded.engine))
+        await insert_row(
+            writer,
+            "cbt_history",
+            for_engine(
+                {
+                    "vm_context_id": CONTEXT_ID,
+                    "job_id": JOB_ID,
+                    "disk_id": "disk-2000",
+                    "change_id": "52 3c ec 11 9e 2c 4c 3d-87 4a c3 4e 85 f2 ea 95/446",
+                    "sync_type": "incremental",
+                    "sync_success": 1,
+                    "created_at": ms("2025-09-09 12:20:00.5"),
+                },
+                seeded.engine,
+            ),
+        )
     await app[poller_key].poll_once()
     delta = await live.expect("delta")
     assert list(delta["patch"]) == ["cbt_history"] and len(delta["patch"]["cbt_history"]) == 2
@@ -169,7 +208,9 @@ async def test_cascade_delete_removes_dashboard_entry(watched, seeded, auth_head
     app, client, live = watched
     await execute(seeded, "DELETE FROM vm_replication_contexts WHERE context_id = %s", [CONTEXT_ID])
     await app[poller_key].poll_once()
-    patches = {message["topic"]: message["patch"] for message in [await live.expect("delta"), await live.expect("delta")]}
+    patches = {
+        message["topic"]: message["patch"] for message in [await live.expect("delta"), await live.expect("delta")]
+    }
     assert patches == {"vm-contexts": {"vm_contexts": {"pgtest1": None}}, PGTEST1: None}
     assert live.document("vm-contexts") == await rest_dashboard(client, auth_headers)
 
@@ -218,7 +259,9 @@ async def test_resume_replays_missed_deltas(manual_app, seeded, token):
         await _progress(seeded, app, value)
     again = await LiveClient.connect(client, token)
     again.docs, again.seqs = dict(live.docs), dict(live.seqs)
-    await again.send({"type": "subscribe", "topic": PGTEST1, "since": {"epoch": snapshot["epoch"], "seq": seen}, "id": "r"})
+    await again.send(
+        {"type": "subscribe", "topic": PGTEST1, "since": {"epoch": snapshot["epoch"], "seq": seen}, "id": "r"}
+    )
     replayed = [await again.next() for _ in range(3)]
     assert [(m["type"], m["seq"], m["id"]) for m in replayed] == [("delta", seen + i, "r") for i in (1, 2, 3)]
     assert again.docs[PGTEST1]["current_job"]["progress_percent"] == 63.0
@@ -233,8 +276,11 @@ async def test_resume_without_history_sends_snapshot(aiohttp_client, database_ur
     await _subscribe(app, live, PGTEST1)
     for value in (70.0, 71.0, 72.0, 73.0):
         await _progress(seeded, app, value)
-    since = {"too old": {"epoch": live.epoch, "seq": 0}, "other epoch": {"epoch": "old-epoch", "seq": 3},
-             "future seq": {"epoch": live.epoch, "seq": 99}}[case]
+    since = {
+        "too old": {"epoch": live.epoch, "seq": 0},
+        "other epoch": {"epoch": "old-epoch", "seq": 3},
+        "future seq": {"epoch": live.epoch, "seq": 99},
+    }[case]
     other = await LiveClient.connect(client, token)
     await other.send({"type": "subscribe", "topic": PGTEST1, "since": since})
     snapshot = await other.next()
@@ -293,8 +339,9 @@ async def test_slow_reader_does_not_delay_others(aiohttp_client, database_url, s
     await execute(seeded, "UPDATE replication_jobs SET current_operation = %s WHERE id = %s", ["x" * 200_000, JOB_ID])
     for step in range(60):
         await _progress(seeded, app, 10.0 + step)
-        await execute(seeded, "UPDATE replication_jobs SET current_operation = %s WHERE id = %s",
-                      [str(step) * 200_000, JOB_ID])
+        await execute(
+            seeded, "UPDATE replication_jobs SET current_operation = %s WHERE id = %s", [str(step) * 200_000, JOB_ID]
+        )
         await app[poller_key].poll_once()
         await fast.catch_up(app[hub_key])  # the fast client is never held up
     assert fast.document("vm-contexts") == await rest_dashboard(client, auth_headers)

@@ -28,8 +28,10 @@ async def test_status_frames_and_convergence_across_an_outage(aiohttp_client, se
 
     # The appliance keeps writing meanwhile (straight to MariaDB, not through the proxy).
     async with seeded.transaction() as writer:
-        await writer.execute("UPDATE replication_jobs SET progress_percent = 77.5, status = 'replicating' WHERE id = %s",
-                             [SEED_CURRENT_JOB["id"]])
+        await writer.execute(
+            "UPDATE replication_jobs SET progress_percent = 77.5, status = 'replicating' WHERE id = %s",
+            [SEED_CURRENT_JOB["id"]],
+        )
         await writer.execute("DELETE FROM vm_replication_contexts WHERE vm_name = 'pgtest2'")
 
     await proxy.restore()

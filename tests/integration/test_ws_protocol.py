@@ -32,8 +32,8 @@ async def test_welcome_by_header(manual_app, token):
     assert welcome["type"] == "welcome" and welcome["epoch"] == app[hub_key].epoch
     assert isinstance(welcome["session"], str) and len(welcome["session"]) >= 12
     assert welcome["heartbeat_s"] == 20
-    expires = dt.datetime.strptime(welcome["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
-    assert 3500 < (expires - dt.datetime.now(dt.timezone.utc)).total_seconds() <= 3600
+    expires = dt.datetime.strptime(welcome["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    assert 3500 < (expires - dt.datetime.now(dt.UTC)).total_seconds() <= 3600
 
 
 async def test_welcome_by_first_frame_echoes_id(manual_app, token):
