@@ -19,7 +19,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from . import api, ws
 from .auth import TokenError, TokenVerifier
-from .config import Config, data_dir
+from .config import Config, default_database_url
 from .documents import DocumentBuilder
 from .errors import error_response, retrieve_failed, unauthorized
 from .hub import Hub
@@ -49,11 +49,6 @@ PROTECTED_PREFIX = "/api/v1/vm-contexts"
 REDACTED_QUERY_KEYS = ws.URL_TOKEN_PARAMS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def default_database_url() -> str:
-    """The embedded SQLite file used when ``database.url`` is empty."""
-    return f"sqlite://{data_dir() / 'pushsvc.db'}"
 
 
 def create_app(config: Config, *, store: Store | None = None, run_poller: bool = True) -> web.Application:

@@ -100,6 +100,11 @@ def data_dir() -> Path:
     return Path(base) / "pushsvc"
 
 
+def default_database_url() -> str:
+    """The embedded SQLite file used when ``database.url`` is empty."""
+    return f"sqlite://{data_dir() / 'pushsvc.db'}"
+
+
 def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Read the YAML file (if any), apply environment overrides, validate."""
     environ = os.environ if environ is None else environ

@@ -15,7 +15,7 @@ import pytest
 
 from pushsvc.app import create_app
 from pushsvc.config import Config, parse_database_url
-from pushsvc.fixtures import load_seed
+from pushsvc.demo.seed import load_seed
 from pushsvc.store import open_store
 
 from .dbproxy import DatabaseProxy

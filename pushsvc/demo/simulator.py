@@ -27,7 +27,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .demo_data import (
+from ..store import Store, StoreUnavailable, Writer
+from ..store.rows import for_engine, insert_row
+from ..timefmt import parse_db_time
+from .data import (
     ENDED_STATUSES,
     ERROR_MESSAGES,
     LINKS,
@@ -47,9 +50,6 @@ from .demo_data import (
     to_ms,
     to_s,
 )
-from .fixtures import for_engine, insert_row
-from .store import Store, StoreUnavailable, Writer
-from .timefmt import parse_db_time
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from .app import default_database_url
-from .demo_data import DEMO_MARKER, load_demo
-from .keys import config_key, zone_key
+from ..config import default_database_url
+from ..keys import config_key, zone_key
+from ..store import Store, open_store
+from .data import DEMO_MARKER, load_demo
 from .simulator import Simulator
-from .store import Store, open_store
 
 log = logging.getLogger(__name__)
 
