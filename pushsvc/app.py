@@ -12,6 +12,7 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
@@ -44,7 +45,10 @@ from .timefmt import resolve_zone
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# The GUI is package data, so a wheel install serves it too. pushsvc/_static is
+# a symlink to the checkout's static/ (the one source); a wheel build copies
+# the files in its place (pyproject.toml, package-data).
+STATIC_DIR = Path(str(resources.files(__package__).joinpath("_static")))
 PROTECTED_PREFIX = "/api/v1/vm-contexts"
 REDACTED_QUERY_KEYS = ws.URL_TOKEN_PARAMS
 

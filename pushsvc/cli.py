@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
+from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
@@ -17,15 +18,17 @@ from .auth import mint_token, parse_ttl
 from .config import Config, ConfigError, data_dir, default_database_url, load_config
 from .store import StoreUnavailable, open_store
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+# The default config is package data, like the GUI: pushsvc/_config.yaml is a
+# symlink to the checkout's config.yaml, copied into the wheel by the build.
+DEFAULT_CONFIG = Path(str(resources.files("pushsvc").joinpath("_config.yaml")))
 DEMO_TIMEZONE = "Europe/London"
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run.py", description="pushsvc: real-time push for VM-migration progress")
-    parser.add_argument("--config", help="YAML config file (default: config.yaml beside run.py, or $PUSHSVC_CONFIG)")
+    parser = argparse.ArgumentParser(description="pushsvc: real-time push for VM-migration progress")
+    parser.add_argument("--config", help="YAML config file (default: $PUSHSVC_CONFIG, else pushsvc's config.yaml)")
     parser.add_argument("--demo", action="store_true", help="serve demo data (embedded SQLite unless --database)")
     parser.add_argument("--database", help="database URL (mysql://user:pass@host:port/db or sqlite:///path)")
     parser.add_argument("--no-simulator", action="store_true", help="with --demo: do not simulate replication")
