@@ -214,6 +214,16 @@ async def test_rows_without_their_context_are_placed_by_one_query(streaming, bin
     async with store.snapshot() as reader:
         assert (await resolve_contexts(reader, orphan)).context_ids == {CTX1}
 
+    # A row that moved to another VM, with an image that does not say which VM it left.
+    raw_execute(
+        binlog_server,
+        database,
+        ("UPDATE vm_disks SET vm_context_id = %s WHERE id = %s", [CTX2, SEED_DISK["id"]]),
+        session=minimal,
+    )
+    moved_away = await next_batch(source)
+    assert moved_away.full_reread == "a vm_disks row moved from a VM its image does not name"
+
     # A deleted row whose image did not say whose it was cannot be placed: read everything.
     raw_execute(binlog_server, database, ("DELETE FROM cbt_history WHERE id = %s", [SEED_CBT["id"]]), session=minimal)
     gone = await next_batch(source)
