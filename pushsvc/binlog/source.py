@@ -39,7 +39,7 @@ from typing import Any
 
 import pymysql
 from pymysqlreplication import BinLogStreamReader
-from pymysqlreplication.event import MariadbGtidEvent, QueryEvent, RotateEvent, XidEvent
+from pymysqlreplication.event import HeartbeatLogEvent, MariadbGtidEvent, QueryEvent, RotateEvent, XidEvent
 from pymysqlreplication.row_event import DeleteRowsEvent, RowsEvent, UpdateRowsEvent, WriteRowsEvent
 
 from ..config import DatabaseURL
@@ -50,7 +50,16 @@ from .rows import WATCHED_TABLES, ColumnNames, collect
 
 log = logging.getLogger(__name__)
 
-_EVENTS = [MariadbGtidEvent, XidEvent, QueryEvent, RotateEvent, WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent]
+_EVENTS = [
+    MariadbGtidEvent,
+    XidEvent,
+    QueryEvent,
+    RotateEvent,
+    HeartbeatLogEvent,
+    WriteRowsEvent,
+    UpdateRowsEvent,
+    DeleteRowsEvent,
+]
 _GTID_STANDALONE = 0x01  # MariaDB GTID flag: the group is one statement with no COMMIT/XID after it
 ER_MASTER_FATAL_ERROR_READING_BINLOG = 1236  # the requested GTID position is not in the binlog (any more)
 _COLUMNS_SQL = (
@@ -85,7 +94,9 @@ class BinlogSource:
     (the GTID position a reconnect resumes from), ``events`` (row events
     read), ``transactions`` (commits seen, any database), ``lag_seconds``
     (now minus the newest commit event's time; the binlog stamps whole
-    seconds), ``connects``. ``on_state`` is called on the loop with the new
+    seconds), ``connects``, ``heartbeats`` (the server sends one every
+    ``heartbeat`` seconds of silence; a connection that stays silent three
+    times as long counts as lost). ``on_state`` is called on the loop with the new
     state and the reason. With ``metrics``, the ``pushsvc_binlog_*`` series
     and ``pushsvc_change_source`` follow the same values.
 
@@ -122,6 +133,7 @@ class BinlogSource:
         self.transactions = 0
         self.lag_seconds: float | None = None
         self.connects = 0
+        self.heartbeats = 0
         self.connected_from = ""  # the position the current (or last) connection started at
         self._gtids: dict[int, str] = {}
         self.position = ""
@@ -266,6 +278,8 @@ class BinlogSource:
             self._commit(event.timestamp)
         elif isinstance(event, QueryEvent):
             self._query(event)
+        elif isinstance(event, HeartbeatLogEvent):
+            self.heartbeats += 1
 
     def _query(self, event: QueryEvent) -> None:
         text = event.query if isinstance(event.query, str) else bytes(event.query).decode("utf-8", "replace")

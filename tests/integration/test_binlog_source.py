@@ -264,6 +264,20 @@ async def test_the_four_statement_finish_is_one_batch(binlog_store, start_source
     assert (after.context_ids, after.transactions) == ({CTX2}, 1)  # nothing of the finish was left over
 
 
+async def test_a_quiet_stream_stays_connected(binlog_store, start_source):
+    """Heartbeats keep an idle stream alive past its read timeout (three heartbeats)."""
+    store, _ = binlog_store
+    await load_seed(store)
+    source = await start_source(heartbeat=0.2)
+    assert (await next_batch(source)).full_reread is not None
+    async with asyncio.timeout(TIMEOUT):
+        while source.heartbeats < 4:  # 0.8 s of silence: past the 0.6 s read timeout
+            await asyncio.sleep(0.05)
+    await execute(store, touch_context(CTX1))
+    batch = await next_batch(source)  # not a SourceLost and no "reconnected" re-read first
+    assert (batch.context_ids, batch.full_reread, source.connects) == ({CTX1}, None, 1)
+
+
 async def test_a_large_transaction_is_one_prompt_batch(streaming):
     store, source, _ = streaming
     started = time.perf_counter()
