@@ -96,13 +96,14 @@ class BinlogSource:
     (now minus the newest commit event's time; the binlog stamps whole
     seconds), ``connects``, ``heartbeats`` (the server sends one every
     ``heartbeat`` seconds of silence; a connection that stays silent three
-    times as long counts as lost). ``on_state`` is called on the loop with the new
-    state and the reason. With ``metrics``, the ``pushsvc_binlog_*`` series
-    and ``pushsvc_change_source`` follow the same values.
+    times as long counts as lost). ``on_state`` is called on the loop with
+    the new state and the reason. With ``metrics``, the ``pushsvc_binlog_*``
+    series and ``pushsvc_change_source`` follow the same values.
 
     ``server_id`` identifies this reader to the server as a replica and must
-    differ from every other replica's; the default is random in a range real
-    servers do not use.
+    differ from every other replica's (the server drops the older of two
+    connections with one id); the default is random in the upper half of the
+    32-bit range, far from the small ids servers are usually given.
     """
 
     def __init__(
