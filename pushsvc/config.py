@@ -59,10 +59,16 @@ class AuthConfig:
     leeway: float = 10.0
 
 
+CHANGE_SOURCES = ("poll", "binlog")
+# With source binlog, interval is the safety-net full read: this, unless set explicitly.
+BINLOG_SAFETY_INTERVAL = 10.0
+
+
 @dataclass(frozen=True)
 class PollerConfig:
     interval: float = 1.0
     backoff_max: float = 10.0
+    source: str = "poll"
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,8 @@ def build_config(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
             suffix = unknown[len(ENV_PREFIX + name) + 1 :].lower()
             if suffix not in known:
                 raise ConfigError(f"{unknown}: unknown setting ({name}.{suffix})")
+        if name == "poller" and values.get("source") == "binlog" and "interval" not in values:
+            values["interval"] = BINLOG_SAFETY_INTERVAL
         sections[name] = section_cls(**values)
     config = Config(**sections)
     _validate(config)
@@ -216,6 +224,8 @@ def _validate(config: Config) -> None:
     if poller.interval < 0.1:
         raise ConfigError(f"poller.interval: must be at least 0.1 seconds, got {poller.interval}")
     _positive("poller.backoff_max", poller.backoff_max)
+    if poller.source not in CHANGE_SOURCES:
+        raise ConfigError(f"poller.source: must be poll or binlog, got {poller.source!r}")
     for key in ("auth_timeout", "heartbeat", "rate_limit", "slow_close_after"):
         _positive(f"websocket.{key}", getattr(ws, key))
     for key in (
