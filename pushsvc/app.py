@@ -38,7 +38,7 @@ from .keys import (
 )
 from .metrics import Metrics
 from .poller import Poller
-from .session import CLOSE_GOING_AWAY
+from .protocol import GOING_AWAY
 from .store import Store, open_store
 from .timefmt import resolve_zone
 
@@ -140,7 +140,7 @@ async def close_sockets(app: web.Application) -> None:
     """Shutdown: every socket gets 1001 before the poller and the store stop."""
     sessions = list(app[sockets_key])
     for session in sessions:
-        session.close(CLOSE_GOING_AWAY, "server shutting down")
+        session.close(GOING_AWAY)
     await asyncio.gather(*(session.closed() for session in sessions), return_exceptions=True)
 
 

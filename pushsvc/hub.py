@@ -17,11 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import orjson
-
-DASHBOARD_TOPIC = "vm-contexts"
-DETAIL_PREFIX = "vm-context/"
-MAX_VM_NAME_LENGTH = 255
+from . import protocol
+from .protocol import with_request_id
 
 PENDING: Any = object()
 
@@ -36,26 +33,6 @@ class Subscriber(Protocol):
     def offer_snapshot(self, topic: str, request_id: Any) -> None: ...
 
     def send(self, data: bytes) -> None: ...
-
-
-def is_valid_topic(name: object) -> bool:
-    """``vm-contexts`` or ``vm-context/<vm_name>`` (1-255 characters of name)."""
-    if not isinstance(name, str):
-        return False
-    if name == DASHBOARD_TOPIC:
-        return True
-    return name.startswith(DETAIL_PREFIX) and 0 < len(name) - len(DETAIL_PREFIX) <= MAX_VM_NAME_LENGTH
-
-
-def detail_vm_name(topic: str) -> str | None:
-    return topic[len(DETAIL_PREFIX) :] if topic.startswith(DETAIL_PREFIX) else None
-
-
-def with_request_id(message: bytes, request_id: Any) -> bytes:
-    """Prefix an encoded JSON object with ``"id": request_id`` without re-encoding it."""
-    if request_id is None:
-        return message
-    return b'{"id":' + orjson.dumps(request_id) + b"," + message[1:]
 
 
 @dataclass(eq=False)
@@ -172,7 +149,7 @@ class Hub:
         topic.seq += 1
         topic.document = document
         topic._snapshot = None
-        data = orjson.dumps({"type": "delta", "topic": name, "epoch": self.epoch, "seq": topic.seq, "patch": patch})
+        data = protocol.delta(name, self.epoch, topic.seq, patch)
         topic.history.append((topic.seq, data))
         if len(topic.history) > self.history_size:
             topic.history.popleft()
@@ -186,13 +163,10 @@ class Hub:
         if topic is None or not topic.materialised:
             return None
         if topic._snapshot is None:
-            topic._snapshot = orjson.dumps(
-                {"type": "snapshot", "topic": name, "epoch": self.epoch, "seq": topic.seq, "data": topic.document}
-            )
+            topic._snapshot = protocol.snapshot(name, self.epoch, topic.seq, topic.document)
         return with_request_id(topic._snapshot, request_id)
 
-    def broadcast(self, message: dict[str, Any], sessions: Iterable[Subscriber] | None = None) -> None:
-        """Send one control message (encoded once) to every registered session."""
-        data = orjson.dumps(message)
+    def broadcast(self, data: bytes, sessions: Iterable[Subscriber] | None = None) -> None:
+        """Send one encoded control message to every registered session."""
         for session in list(self.sessions if sessions is None else sessions):
             session.send(data)

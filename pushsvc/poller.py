@@ -23,11 +23,13 @@ import logging
 import time
 from typing import Any
 
+from . import protocol
 from .config import PollerConfig
 from .documents import DocumentBuilder
-from .hub import DASHBOARD_TOPIC, PENDING, Hub, detail_vm_name
+from .hub import PENDING, Hub
 from .metrics import Metrics
 from .patch import NO_CHANGE, diff
+from .protocol import DASHBOARD_TOPIC, DatabaseStatus, detail_vm_name
 from .reads import build_dashboard_entry, build_detail, read_state
 from .store import Store, StoreUnavailable
 from .store.queries import Children
@@ -62,11 +64,11 @@ class Poller:
         """Ask for an early tick (a topic is waiting for its first document)."""
         self._wake.set()
 
-    def status_message(self) -> dict[str, Any] | None:
+    def status_message(self) -> bytes | None:
         """The ``status`` frame a new session needs, or None while the database is fine."""
-        if self.database_ok:
+        if self.database_ok or self.unavailable_since is None:
             return None
-        return {"type": "status", "database": "unavailable", "since": self.unavailable_since}
+        return protocol.status(DatabaseStatus(protocol.DATABASE_UNAVAILABLE, self.unavailable_since))
 
     async def wait_for_tick(self, after: int) -> int:
         """Wait until tick number ``after`` has completed (tests and benchmarks)."""
@@ -199,10 +201,10 @@ class Poller:
             self.database_ok = False
             self.unavailable_since = utc_now_text()
             log.warning("database unavailable (%s); retrying with backoff", reason)
-            self.hub.broadcast({"type": "status", "database": "unavailable", "since": self.unavailable_since})
+            self.hub.broadcast(protocol.status(DatabaseStatus(protocol.DATABASE_UNAVAILABLE, self.unavailable_since)))
 
     def _mark_available(self) -> None:
         self.database_ok = True
         self.unavailable_since = None
         log.info("database available again")
-        self.hub.broadcast({"type": "status", "database": "ok", "since": utc_now_text()})
+        self.hub.broadcast(protocol.status(DatabaseStatus(protocol.DATABASE_OK, utc_now_text())))

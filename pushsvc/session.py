@@ -31,15 +31,9 @@ from aiohttp import WSMsgType, web
 from .config import WebSocketConfig
 from .hub import Hub
 from .metrics import Metrics
+from .protocol import TOKEN_EXPIRED, TOO_SLOW, Close
 
 log = logging.getLogger(__name__)
-
-CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_TRY_AGAIN = 1013
-CLOSE_AUTH = 4001
-CLOSE_EXPIRED = 4002
 
 _CLOSE_TIMEOUT = 2.0
 
@@ -116,14 +110,14 @@ class Session:
         self._resyncing.add(topic)
         self._wakeup.set()
         if len(self._outbox) > self._hard_limit:
-            self.close(CLOSE_TRY_AGAIN, "client too slow")
+            self.close(TOO_SLOW)
 
     def send(self, data: bytes) -> None:
         """Queue a control message (welcome, pong, error, status, ...)."""
         if self.closing:
             return
         if len(self._outbox) >= self._hard_limit:
-            self.close(CLOSE_TRY_AGAIN, "client too slow")
+            self.close(TOO_SLOW)
             return
         self._outbox.append((None, data, None))
         self._wakeup.set()
@@ -140,7 +134,7 @@ class Session:
     def _check_stuck(self) -> None:
         started = self._send_started
         if started is not None and self._loop.time() - started > self._stuck_after:
-            self.close(CLOSE_TRY_AGAIN, "client too slow")
+            self.close(TOO_SLOW)
 
     # -- writing ---------------------------------------------------------------
 
@@ -177,22 +171,22 @@ class Session:
             self._expiry.cancel()
             self._expiry = None
         if delay is not None:
-            self._expiry = self._loop.call_later(max(delay, 0), self.close, CLOSE_EXPIRED, "token expired")
+            self._expiry = self._loop.call_later(max(delay, 0), self.close, TOKEN_EXPIRED)
 
-    def close(self, code: int, reason: str = "") -> None:
-        """Close the socket with ``code`` from any task, after flushing the queue (not for 1013)."""
+    def close(self, close: Close) -> None:
+        """Close the socket with ``close`` from any task, after flushing the queue (not for 1013)."""
         if self.closing:
             return
         self.closing = True
-        if code == CLOSE_TRY_AGAIN:
+        if close == TOO_SLOW:
             # Too slow: what is queued will not be read in time anyway.
             self._metrics.slow_closes.inc()
             self._outbox.clear()
             self._writer.cancel()
         self._wakeup.set()
-        self._closer = self._loop.create_task(self._close(code, reason))
+        self._closer = self._loop.create_task(self._close(close))
 
-    async def _close(self, code: int, reason: str) -> None:
+    async def _close(self, close: Close) -> None:
         # Let the writer flush what is queued (an error frame explaining a 1008,
         # say), but never wait on a client for long.
         try:
@@ -200,7 +194,7 @@ class Session:
         except (TimeoutError, asyncio.CancelledError):
             self._writer.cancel()
         try:
-            await asyncio.wait_for(self._ws.close(code=code, message=reason.encode()), _CLOSE_TIMEOUT)
+            await asyncio.wait_for(self._ws.close(code=close.code, message=close.reason.encode()), _CLOSE_TIMEOUT)
         except (TimeoutError, ConnectionError, RuntimeError):
             self._abort()
 
