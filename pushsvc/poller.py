@@ -10,9 +10,14 @@ changes within one second are all seen. Only VMs whose rows changed are
 rebuilt and diffed; one merge patch per topic per tick is published, and
 nothing when nothing a client can see changed.
 
+The poller is the change source of the one-way live path (store -> poller
+-> broker -> hub): it reads the topics the broker says are watched, diffs
+against the broker's last publication of each, and publishes through the
+broker. It never sees the hub or a session.
+
 When the database fails the poller backs off exponentially (up to
-``backoff_max``), tells every session ``status: unavailable``, and on
-recovery says ``status: ok`` and publishes whatever changed meanwhile.
+``backoff_max``), publishes ``status: unavailable``, and on recovery
+``status: ok`` and whatever changed meanwhile.
 """
 
 from __future__ import annotations
@@ -24,9 +29,9 @@ import time
 from typing import Any
 
 from . import protocol
+from .broker import Broker
 from .config import PollerConfig
 from .documents import DocumentBuilder
-from .hub import PENDING, Hub
 from .metrics import Metrics
 from .patch import NO_CHANGE, diff
 from .protocol import DASHBOARD_TOPIC, DatabaseStatus, detail_vm_name
@@ -40,17 +45,16 @@ log = logging.getLogger(__name__)
 
 class Poller:
     def __init__(
-        self, store: Store, builder: DocumentBuilder, hub: Hub, config: PollerConfig, metrics: Metrics
+        self, store: Store, builder: DocumentBuilder, broker: Broker, config: PollerConfig, metrics: Metrics
     ) -> None:
         self.store = store
         self.builder = builder
-        self.hub = hub
+        self.broker = broker
         self.interval = config.interval
         self.backoff_max = config.backoff_max
         self.metrics = metrics
         self.ticks = 0
         self.database_ok = True
-        self.unavailable_since: str | None = None
         self.last_error: str | None = None
         self._wake = asyncio.Event()
         self._tick_done = asyncio.Condition()
@@ -61,14 +65,8 @@ class Poller:
         self._detail_rows: dict[str, tuple[tuple | None, Children | None]] = {}
 
     def wake(self) -> None:
-        """Ask for an early tick (a topic is waiting for its first document)."""
+        """Ask for an early tick (the broker's ``on_interest``: a topic waits for its first document)."""
         self._wake.set()
-
-    def status_message(self) -> bytes | None:
-        """The ``status`` frame a new session needs, or None while the database is fine."""
-        if self.database_ok or self.unavailable_since is None:
-            return None
-        return protocol.status(DatabaseStatus(protocol.DATABASE_UNAVAILABLE, self.unavailable_since))
 
     async def wait_for_tick(self, after: int) -> int:
         """Wait until tick number ``after`` has completed (tests and benchmarks)."""
@@ -110,7 +108,7 @@ class Poller:
 
     async def poll_once(self) -> None:
         """Read, diff and publish once (a no-op without subscribers)."""
-        watched = self.hub.watched()
+        watched = self.broker.watched()
         if not watched:
             await self._finish_tick()
             return
@@ -141,7 +139,7 @@ class Poller:
 
     def _update_dashboard(self, rows: list[tuple]) -> None:
         builder = self.builder
-        fresh = self.hub.document(DASHBOARD_TOPIC) is PENDING
+        fresh = self.broker.last(DASHBOARD_TOPIC) is None
         if fresh:
             self._dashboard_rows, self._dashboard_entries = {}, {}
         old_rows, entries = self._dashboard_rows, self._dashboard_entries
@@ -169,42 +167,41 @@ class Poller:
         self._dashboard_rows = new_rows
         document = {"vm_contexts": entries}
         if fresh:
-            self.hub.materialise(DASHBOARD_TOPIC, document)
+            self.broker.publish_snapshot(DASHBOARD_TOPIC, document)
         elif patch:
-            self.hub.publish(DASHBOARD_TOPIC, {"vm_contexts": patch}, document)
+            self.broker.publish_delta(DASHBOARD_TOPIC, {"vm_contexts": patch}, document)
             self.metrics.published.inc()
 
     def _update_detail(self, topic: str, row: tuple | None, children: Children | None) -> None:
-        previous = self.hub.document(topic)
+        previous = self.broker.last(topic)
         raw = (row, children)
-        if previous is not PENDING and self._detail_rows.get(topic) == raw:
+        if previous is not None and self._detail_rows.get(topic) == raw:
             return
         self._detail_rows[topic] = raw
         document = None if row is None else build_detail(self.builder, row, children or Children())
-        if previous is PENDING:
-            self.hub.materialise(topic, document)
+        if previous is None:
+            self.broker.publish_snapshot(topic, document)
             return
-        change = diff(previous, document)
+        change = diff(previous.document, document)
         if change is not NO_CHANGE:
-            self.hub.publish(topic, change, document)
+            self.broker.publish_delta(topic, change, document)
             self.metrics.published.inc()
 
     def _forget_unwatched(self) -> None:
         """Drop cached rows of detail topics nobody watches any more."""
+        watched = set(self.broker.watched())
         for topic in list(self._detail_rows):
-            if topic not in self.hub.topics:
+            if topic not in watched:
                 del self._detail_rows[topic]
 
     def _mark_unavailable(self, reason: str) -> None:
         self.last_error = reason
         if self.database_ok:
             self.database_ok = False
-            self.unavailable_since = utc_now_text()
             log.warning("database unavailable (%s); retrying with backoff", reason)
-            self.hub.broadcast(protocol.status(DatabaseStatus(protocol.DATABASE_UNAVAILABLE, self.unavailable_since)))
+            self.broker.publish_status(DatabaseStatus(protocol.DATABASE_UNAVAILABLE, utc_now_text()))
 
     def _mark_available(self) -> None:
         self.database_ok = True
-        self.unavailable_since = None
         log.info("database available again")
-        self.hub.broadcast(protocol.status(DatabaseStatus(protocol.DATABASE_OK, utc_now_text())))
+        self.broker.publish_status(DatabaseStatus(protocol.DATABASE_OK, utc_now_text()))

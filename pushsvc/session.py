@@ -29,9 +29,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from .config import WebSocketConfig
-from .hub import Hub
 from .metrics import Metrics
-from .protocol import TOKEN_EXPIRED, TOO_SLOW, Close
+from .protocol import TOKEN_EXPIRED, TOO_SLOW, Close, RequestId
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ class Session:
     def __init__(
         self,
         ws: web.WebSocketResponse,
-        hub: Hub,
+        snapshot: Callable[[str, RequestId | None], bytes | None],
         limits: WebSocketConfig,
         metrics: Metrics,
         abort: Callable[[], None] = lambda: None,
@@ -53,7 +52,7 @@ class Session:
         self.closing = False
         self._ws = ws
         self._transport = transport
-        self._hub = hub
+        self._snapshot = snapshot
         self._metrics = metrics
         self._abort = abort
         self._limit = limits.outbox_messages
@@ -152,7 +151,7 @@ class Session:
                     self._resyncing.discard(topic)
                     if topic not in self.topics:
                         continue
-                    data = self._hub.snapshot_message(topic, request_id)
+                    data = self._snapshot(topic, request_id)
                     if data is None:
                         continue
                 self._send_started = self._loop.time()

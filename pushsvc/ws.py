@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 from . import protocol
 from .auth import Claims, TokenError
 from .errors import error_response
-from .keys import config_key, hub_key, metrics_key, poller_key, sockets_key, verifier_key
+from .keys import config_key, hub_key, metrics_key, sockets_key, verifier_key
 from .protocol import ErrorCode, ProtocolError, RequestId, is_request_id, is_valid_topic, parse_since
 from .session import Session
 
@@ -70,13 +70,12 @@ class Connection:
         app = request.app
         self.config = app[config_key].websocket
         self.hub = app[hub_key]
-        self.poller = app[poller_key]
         self.verifier = app[verifier_key]
         self.ws = ws
         transport = request.transport
         self.session = Session(
             ws,
-            self.hub,
+            self.hub.snapshot_message,
             self.config,
             app[metrics_key],
             abort=(transport.abort if transport else lambda: None),
@@ -109,10 +108,7 @@ class Connection:
         self.session.arm_expiry(delay)
         if not self.welcomed:
             self.welcomed = True
-            self.hub.register(self.session)
-            status = self.poller.status_message()
-            if status is not None:
-                self.session.send(status)
+            self.hub.register(self.session)  # sends the retained database status, if any
         return True
 
     def reject(self) -> None:
