@@ -37,7 +37,7 @@ from .patch import NO_CHANGE, diff
 from .protocol import DASHBOARD_TOPIC, DatabaseStatus, detail_vm_name
 from .reads import build_dashboard_entry, build_detail, read_state
 from .store import Store, StoreUnavailable
-from .store.queries import Children
+from .store.rows import Children, ContextWithJob
 from .timefmt import utc_now_text
 
 log = logging.getLogger(__name__)
@@ -59,10 +59,10 @@ class Poller:
         self._wake = asyncio.Event()
         self._tick_done = asyncio.Condition()
         # Dashboard: the raw row and the built entry of each VM, as last published.
-        self._dashboard_rows: dict[str, tuple] = {}
+        self._dashboard_rows: dict[str, ContextWithJob] = {}
         self._dashboard_entries: dict[str, dict[str, Any]] = {}
         # Detail topics: the raw rows behind each published document.
-        self._detail_rows: dict[str, tuple[tuple | None, Children | None]] = {}
+        self._detail_rows: dict[str, tuple[ContextWithJob | None, Children | None]] = {}
 
     def wake(self) -> None:
         """Ask for an early tick (the broker's ``on_interest``: a topic waits for its first document)."""
@@ -122,7 +122,7 @@ class Poller:
             self._update_dashboard(rows)
         for topic, vm_name in detail_topics.items():
             row = by_name.get(vm_name)
-            self._update_detail(topic, row, children.get(row[0]) if row is not None else None)
+            self._update_detail(topic, row, None if row is None else children.get(row.context.context_id))
         statements = self.store.statements - statements_before
         self.metrics.poll_queries.inc(statements)
         self.metrics.queries_per_tick.set(statements)
@@ -137,21 +137,21 @@ class Poller:
             self.ticks += 1
             self._tick_done.notify_all()
 
-    def _update_dashboard(self, rows: list[tuple]) -> None:
+    def _update_dashboard(self, rows: list[ContextWithJob]) -> None:
         builder = self.builder
         fresh = self.broker.last(DASHBOARD_TOPIC) is None
         if fresh:
             self._dashboard_rows, self._dashboard_entries = {}, {}
         old_rows, entries = self._dashboard_rows, self._dashboard_entries
-        new_rows: dict[str, tuple] = {}
+        new_rows: dict[str, ContextWithJob] = {}
         patch: dict[str, Any] = {}
         for row in rows:
-            name = row[1]
+            name = row.context.vm_name
             if name in new_rows:
                 continue  # same VM name in two vCenters: the first (oldest id) is shown
             new_rows[name] = row
             old_row = old_rows.get(name)
-            if old_row == row:
+            if old_row == row:  # tuple equality, in C: most rows do not change between ticks
                 continue
             entry = build_dashboard_entry(builder, row)
             if old_row is None:
@@ -172,7 +172,7 @@ class Poller:
             self.broker.publish_delta(DASHBOARD_TOPIC, {"vm_contexts": patch}, document)
             self.metrics.published.inc()
 
-    def _update_detail(self, topic: str, row: tuple | None, children: Children | None) -> None:
+    def _update_detail(self, topic: str, row: ContextWithJob | None, children: Children | None) -> None:
         previous = self.broker.last(topic)
         raw = (row, children)
         if previous is not None and self._detail_rows.get(topic) == raw:
