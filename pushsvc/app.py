@@ -42,6 +42,7 @@ from .metrics import Metrics
 from .poller import Poller
 from .protocol import GOING_AWAY
 from .store import Store, open_store
+from .tasks import cancel_and_wait
 from .timefmt import resolve_zone
 
 log = logging.getLogger(__name__)
@@ -136,17 +137,7 @@ async def broker_context(app: web.Application) -> AsyncIterator[None]:
 async def poller_context(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(app[poller_key].run(), name="poller")
     yield
-    # Cancel until it is done: a cancellation that lands as an awaited call
-    # completes can be lost, and shutdown must not hang on it.
-    for _ in range(5):
-        task.cancel()
-        done, _ = await asyncio.wait({task}, timeout=2)
-        if done:
-            break
-    else:
-        log.error("the poller did not stop")
-    if task.done() and not task.cancelled() and task.exception() is not None:
-        log.error("the poller had failed: %r", task.exception())
+    await cancel_and_wait(task)  # logs a poller that had failed or would not stop
 
 
 async def close_sockets(app: web.Application) -> None:

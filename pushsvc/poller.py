@@ -99,7 +99,7 @@ class Poller:
             remaining = delay - (loop.time() - started)
             if remaining > 0:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(remaining):  # not wait_for: see store/mariadb.py
+                    async with asyncio.timeout(remaining):  # not wait_for: see tasks.py
                         await self._wake.wait()
             self._wake.clear()
             gap = min_gap - (loop.time() - started)

@@ -224,10 +224,15 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(
         heartbeat=config.heartbeat,
         max_msg_size=config.max_message_bytes,
+        # No permessage-deflate: every message is encoded once for all its
+        # subscribers, and sessions write ready-made uncompressed frames
+        # (wsframe.text_frame) straight to the transport.
         compress=False,
         autoping=True,
     )
     await ws.prepare(request)
+    if ws.compress:
+        raise RuntimeError("the WebSocket negotiated compression; sessions write uncompressed frames")
     metrics = request.app[metrics_key]
     metrics.sockets.inc()
     connection = Connection(request, ws)
