@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..store import Store, Writer
-from ..store.rows import for_engine, insert_row, to_db
+from ..store.writes import for_engine, insert_row, to_db
 from .seed import (
     SECOND_CONTEXT,
     SEED_CONTEXT,

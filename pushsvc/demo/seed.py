@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ..store import Store
-from ..store.rows import for_engine, insert_row, to_db
+from ..store.writes import for_engine, insert_row, to_db
 
 SEED_TIMEZONE = "Europe/London"
 

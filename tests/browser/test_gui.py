@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import expect
 
 from pushsvc.demo.seed import SEED_CONTEXT, SEED_CURRENT_JOB, SEED_DISK, ms
-from pushsvc.store.rows import for_engine, insert_row
+from pushsvc.store.writes import for_engine, insert_row
 
 from ..helpers import make_token
 from .conftest import POLL_INTERVAL, TIMEOUT_MS, browser_config, execute, expect_state, sign_in

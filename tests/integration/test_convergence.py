@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from pushsvc.keys import hub_key, poller_key
 from pushsvc.patch import diff
-from pushsvc.store.rows import insert_row
+from pushsvc.store.writes import insert_row
 
 from ..helpers import rest_dashboard, rest_detail
 from ..wsclient import LiveClient

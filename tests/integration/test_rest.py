@@ -8,7 +8,7 @@ import urllib.parse
 import pytest
 
 from pushsvc.demo.seed import SEED_CURRENT_JOB, ms
-from pushsvc.store.rows import for_engine, insert_row
+from pushsvc.store.writes import for_engine, insert_row
 
 from ..helpers import assert_error_body, assert_same_document, load_seed_json
 

@@ -18,7 +18,7 @@ from pushsvc.demo.data import FLEET, SEED_CONTEXT_IDS, MiB, load_demo
 from pushsvc.demo.seed import SEED_CONTEXT, ms
 from pushsvc.demo.simulator import Simulator
 from pushsvc.store import StoreUnavailable
-from pushsvc.store.rows import for_engine, insert_row
+from pushsvc.store.writes import for_engine, insert_row
 
 from ..helpers import assert_same_document as assert_same_json
 from ..helpers import load_seed_json as seed_json
