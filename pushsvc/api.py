@@ -46,13 +46,26 @@ def _single(request: web.Request, name: str) -> str | None:
     return values[0] if values else None
 
 
+def parse_integer(text: str, low: int, high: int) -> int | None:
+    """``text`` as an integer in ``low..high``, or None.
+
+    ASCII digits only: ``str.isdigit`` also takes "²", "①" and Arabic-Indic
+    digits, and an unbounded run of digits costs quadratic time to convert.
+    """
+    if not 0 < len(text) <= len(str(high)) or not text.isascii() or not text.isdigit():
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
 def _integer(request: web.Request, name: str, low: int, high: int) -> int | None:
     text = _single(request, name)
     if text is None:
         return None
-    if not text.isdigit() or not low <= int(text) <= high:
+    value = parse_integer(text, low, high)
+    if value is None:
         raise BadRequest(f"{name} must be an integer from {low} to {high}")
-    return int(text)
+    return value
 
 
 def _etag(body: bytes) -> str:
