@@ -16,7 +16,8 @@ import orjson
 from aiohttp import web
 
 from .errors import error_response, json_response, not_found, retrieve_failed
-from .keys import builder_key, config_key, metrics_key, poller_key, store_key
+from .keys import builder_key, config_key, metrics_key, poller_key, read_outage_key, store_key
+from .logsafe import printable
 from .reads import read_detail_document, read_list_document
 from .store import StoreUnavailable
 
@@ -125,14 +126,20 @@ class _ReadFailed(Exception):
 
 
 async def _read(request: web.Request, read):
-    """Await a store read under the configured deadline; unavailability becomes _ReadFailed."""
+    """Await a store read under the configured deadline; unavailability becomes _ReadFailed.
+
+    Failures are logged once per outage with a count (``OutageLog``), not one line each.
+    """
     timeout = request.app[config_key].database.query_timeout
+    outage = request.app[read_outage_key]
     try:
         async with asyncio.timeout(timeout):
-            return await read
+            document = await read
     except (StoreUnavailable, TimeoutError) as exc:
-        log.warning("database read failed for %s: %s", request.path, str(exc) or "timed out")
+        outage.failed(f"{printable(str(exc) or 'timed out')} [{request.method} {printable(request.path)}]")
         raise _ReadFailed from None
+    outage.succeeded()
+    return document
 
 
 async def healthz(request: web.Request) -> web.Response:

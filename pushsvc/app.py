@@ -28,6 +28,7 @@ from .keys import (
     hub_key,
     metrics_key,
     poller_key,
+    read_outage_key,
     sockets_key,
     store_key,
     verifier_key,
@@ -35,6 +36,7 @@ from .keys import (
 )
 from .metrics import Metrics
 from .middleware import auth_middleware, error_middleware
+from .outage import OutageLog
 from .poller import Poller
 from .session import CLOSE_GOING_AWAY
 from .store import Store, open_store
@@ -78,6 +80,7 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     app[hub_key] = hub
     app[poller_key] = poller
     app[sockets_key] = set()
+    app[read_outage_key] = OutageLog(api.log, "REST database reads")
 
     app.cleanup_ctx.append(store_context)
     if run_poller:

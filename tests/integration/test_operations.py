@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yarl
 
 from pushsvc.app import create_app
 from pushsvc.config import ConfigError, build_config
@@ -56,6 +57,23 @@ async def test_database_goes_away_and_returns(aiohttp_client, store, db_proxy, a
     response = await client.get("/api/v1/vm-contexts", headers=auth_headers)
     assert response.status == 200 and (await response.json()) == {"count": 0, "vm_contexts": []}
     assert (await client.get("/readyz")).status == 200
+
+
+async def test_rest_read_failures_are_logged_once_per_outage(aiohttp_client, store, db_proxy, auth_headers, caplog):
+    proxy, url = db_proxy
+    client = await aiohttp_client(create_app(make_config(url)))
+    await proxy.cut()
+    with caplog.at_level(logging.INFO, logger="pushsvc.api"):
+        for index in range(30):
+            path = "/api/v1/vm-contexts" if index % 2 else "/api/v1/vm-contexts/pgtest1%0Aforged"
+            assert (await client.get(yarl.URL(path, encoded=True), headers=auth_headers)).status == 500
+        await proxy.restore()
+        assert (await client.get("/api/v1/vm-contexts", headers=auth_headers)).status == 200
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "pushsvc.api"]
+    assert len(lines) == 2, lines
+    assert lines[0][0] == logging.WARNING and lines[0][1].startswith("REST database reads failing: ")
+    assert "\n" not in lines[0][1] and lines[0][1].isprintable()
+    assert lines[1][0] == logging.INFO and lines[1][1].startswith("REST database reads recovered: 30 failed in ")
 
 
 async def test_access_log_has_no_token(aiohttp_client, config, store, auth_headers, token, caplog):
