@@ -76,6 +76,31 @@ async def test_rest_read_failures_are_logged_once_per_outage(aiohttp_client, sto
     assert lines[1][0] == logging.INFO and lines[1][1].startswith("REST database reads recovered: 30 failed in ")
 
 
+@pytest.mark.parametrize(
+    "database, expected",
+    [
+        ("missing", "Unknown database 'pushsvc_test_missing_db' (1049)"),
+        ("wrong user", "Access denied for user 'pushsvc_nobody'@"),
+    ],
+)
+async def test_database_errors_are_logged_with_the_servers_message(
+    aiohttp_client, auth_headers, caplog, database, expected
+):
+    from ..conftest import MYSQL_SERVER, _server
+
+    server = _server()
+    if database == "missing":
+        url = MYSQL_SERVER.rstrip("/") + "/pushsvc_test_missing_db"
+    else:
+        url = f"mysql://pushsvc_nobody:Secret-Pass-4711@{server['host']}:{server['port']}/x"
+    client = await aiohttp_client(create_app(make_config(url)))
+    with caplog.at_level(logging.WARNING, logger="pushsvc.api"):
+        assert (await client.get("/api/v1/vm-contexts", headers=auth_headers)).status == 500
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "pushsvc.api"]
+    assert expected in line
+    assert "Secret-Pass-4711" not in line and "SELECT" not in line
+
+
 async def test_access_log_has_no_token(aiohttp_client, config, store, auth_headers, token, caplog):
     client = await aiohttp_client(create_app(config))
     with caplog.at_level(logging.INFO):
