@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import orjson
 from aiohttp import web
@@ -34,6 +36,7 @@ CONTEXT_STATUSES = (
     "cleanup_required",
 )
 MAX_PAGE = 1000
+T = TypeVar("T")
 
 
 class BadRequest(Exception):
@@ -125,7 +128,7 @@ class _ReadFailed(Exception):
     pass
 
 
-async def _read(request: web.Request, read):
+async def _read(request: web.Request, read: Awaitable[T]) -> T:
     """Await a store read under the configured deadline; unavailability becomes _ReadFailed.
 
     Failures are logged once per outage with a count (``OutageLog``), not one line each.
@@ -148,16 +151,26 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the database answers now (and the poller is not stuck on an error)."""
+    """Readiness: the database answers, holds the appliance's schema, and the poller is not stuck on an error.
+
+    ``{"status", "database", "schema", "poller"}``: 200 when all are "ok", else 503.
+    """
     store = request.app[store_key]
     poller = request.app[poller_key]
     try:
         async with asyncio.timeout(request.app[config_key].database.query_timeout):
-            await store.ping()
+            has_schema = await store.has_schema()
     except (StoreUnavailable, TimeoutError):
         return json_response({"status": "unavailable", "database": "unavailable"}, status=503)
-    body = {"status": "ok", "database": "ok", "poller": "ok" if poller.last_error is None else "error"}
-    return json_response(body, status=200 if poller.last_error is None else 503)
+    body = {
+        "status": "ok",
+        "database": "ok",
+        "schema": "ok" if has_schema else "missing",
+        "poller": "ok" if poller.last_error is None else "error",
+    }
+    if not has_schema or poller.last_error is not None:
+        body["status"] = "unavailable"
+    return json_response(body, status=200 if body["status"] == "ok" else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -59,7 +59,7 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     app = web.Application(
         middlewares=[error_middleware, auth_middleware],
         client_max_size=64 * 1024,
-        handler_args={"access_log_class": AccessLogger},
+        handler_args={"access_log_class": AccessLogger, "keepalive_timeout": config.server.keepalive_timeout},
     )
     zone = resolve_zone(config.database.timezone)
     metrics = Metrics()
@@ -141,3 +141,4 @@ async def close_sockets(app: web.Application) -> None:
     for session in sessions:
         session.close(CLOSE_GOING_AWAY, "server shutting down")
     await asyncio.gather(*(session.closed() for session in sessions), return_exceptions=True)
+    log.info("closed %d WebSocket sessions (1001)", len(sessions))

@@ -10,10 +10,9 @@ import os
 import sys
 from pathlib import Path
 
-from aiohttp import web
-
 from .auth import mint_token, parse_ttl
-from .config import Config, ConfigError, data_dir, load_config
+from .config import Config, ConfigError, data_dir, load_config, parse_database_url, validate
+from .httpserver import StartupError
 from .store import StoreUnavailable, open_store
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
@@ -50,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except StartupError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 2
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -61,9 +63,9 @@ def _load(args: argparse.Namespace) -> Config:
     database = getattr(args, "schema_database", None) or args.database
     if database:
         config = config.replace("database", url=database)
-        load_config_check(config)
     if args.port is not None:
         config = config.replace("server", port=args.port)
+    validate(config)  # the command line's values too: --port 99999 names server.port
     if args.demo:
         if not config.database.timezone:
             config = config.replace("database", timezone=DEMO_TIMEZONE)
@@ -73,12 +75,6 @@ def _load(args: argparse.Namespace) -> Config:
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
             config = config.replace("database", url=f"sqlite://{path}")
     return config
-
-
-def load_config_check(config: Config) -> None:
-    from .config import parse_database_url
-
-    parse_database_url(config.database.url)
 
 
 async def _create_schema(config: Config, seed: bool) -> int:
@@ -100,7 +96,10 @@ async def _create_schema(config: Config, seed: bool) -> int:
 
 
 def serve(config: Config, *, demo: bool = False, simulate: bool = True) -> int:
-    from .app import create_app
+    """Run the service until SIGINT or SIGTERM; a start-up failure raises StartupError (one line, no secret)."""
+    from .app import create_app, default_database_url
+    from .httpserver import serve as serve_http
+    from .startup import report_database
 
     logging.basicConfig(level=config.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(config)
@@ -108,10 +107,11 @@ def serve(config: Config, *, demo: bool = False, simulate: bool = True) -> int:
         from .demo import demo_context
 
         app.cleanup_ctx.insert(0, demo_context(simulate))
+    app.on_startup.append(report_database)
     tune_garbage_collector()
     host, port = config.server.host, config.server.port
 
-    def announce(_: str) -> None:
+    def announce() -> None:
         shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
         print(f"pushsvc listening on http://{shown}:{port}/", flush=True)
         if demo:
@@ -119,14 +119,20 @@ def serve(config: Config, *, demo: bool = False, simulate: bool = True) -> int:
             print(f"Dashboard: http://{shown}:{port}/  (paste the token below to sign in)", flush=True)
             print(f"Token (12h): {token}", flush=True)
 
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        access_log=logging.getLogger("pushsvc.access") if config.server.access_log else None,
-        shutdown_timeout=config.server.shutdown_timeout,
-        print=announce,
-    )
+    try:
+        asyncio.run(
+            serve_http(
+                app,
+                host,
+                port,
+                access_log=logging.getLogger("pushsvc.access") if config.server.access_log else None,
+                shutdown_timeout=config.server.shutdown_timeout,
+                on_listening=announce,
+            )
+        )
+    except StoreUnavailable as exc:
+        url = parse_database_url(config.database.url or default_database_url()).redacted()
+        raise StartupError(f"database.url {url}: {exc}") from None
     return 0
 
 

@@ -33,6 +33,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8082
     shutdown_timeout: float = 5.0
+    keepalive_timeout: float = 5.0
     access_log: bool = True
     log_level: str = "INFO"
     static_dir: str = ""
@@ -145,7 +146,7 @@ def build_config(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
                 raise ConfigError(f"{unknown}: unknown setting ({name}.{suffix})")
         sections[name] = section_cls(**values)
     config = Config(**sections)
-    _validate(config)
+    validate(config)
     return config
 
 
@@ -184,12 +185,15 @@ def _coerce(key: str, value: Any, default: Any, *, from_env: bool) -> Any:
         raise ConfigError(f"{key}: expected {wanted}, got {shown}") from None
 
 
-def _validate(config: Config) -> None:
+def validate(config: Config) -> None:
+    """Raise ConfigError naming the first bad key (run again after command-line overrides)."""
     server, db, auth, poller, ws = config.server, config.database, config.auth, config.poller, config.websocket
     if not 1 <= server.port <= 65535:
         raise ConfigError(f"server.port: must be 1-65535, got {server.port}")
     if not server.host:
         raise ConfigError("server.host: must not be empty")
+    _positive("server.shutdown_timeout", server.shutdown_timeout)
+    _positive("server.keepalive_timeout", server.keepalive_timeout)
     if server.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"server.log_level: must be DEBUG, INFO, WARNING or ERROR, got {server.log_level!r}")
     if db.url:
@@ -244,6 +248,14 @@ class DatabaseURL:
     password: str = ""
     database: str = ""
     path: str = ""
+
+    def redacted(self) -> str:
+        """The URL as a log may show it: the password replaced by ``***``."""
+        if self.engine == "sqlite":
+            return f"sqlite://{self.path}"
+        user = urllib.parse.quote(self.user, safe="") + (":***" if self.password else "")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"mysql://{user}{'@' if user else ''}{host}:{self.port}/{urllib.parse.quote(self.database, safe='')}"
 
     def server_args(self) -> dict[str, Any]:
         """``host``, ``port``, ``user``, ``password``: the connect arguments of a MySQL URL."""

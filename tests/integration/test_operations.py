@@ -26,6 +26,16 @@ async def test_readyz_ok_when_database_answers(client):
     response = await client.get("/readyz")
     assert response.status == 200
     assert (await response.json())["database"] == "ok"
+    assert (await response.json())["schema"] == "ok"
+
+
+async def test_readyz_reports_the_schema(aiohttp_client, database_url):
+    """A MariaDB database without the appliance's tables answers, but nothing can be served from it."""
+    client = await aiohttp_client(create_app(make_config(database_url)))
+    response = await client.get("/readyz")
+    assert response.status == 503
+    body = await response.json()
+    assert (body["status"], body["database"], body["schema"]) == ("unavailable", "ok", "missing")
 
 
 async def test_database_refusing_connections(aiohttp_client, auth_headers):
