@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import urllib.parse
 import zoneinfo
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ import yaml
 
 ENV_PREFIX = "PUSHSVC_"
 SUPPORTED_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
-SECRET_KEYS = {"auth.secret"}
+SECRET_KEYS = {"auth.secret", "database.url"}  # values never shown in an error (a URL may hold a password)
 
 
 class ConfigError(Exception):
@@ -113,14 +114,77 @@ def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str
         try:
             raw = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+            raise ConfigError(f"config file {path} is not valid YAML: {describe_yaml_error(exc, text)}") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"config file {path} must hold a mapping of sections")
     return build_config(raw, environ)
 
 
+_YAML_KEY_LINE = re.compile(r"( *)([A-Za-z_][A-Za-z0-9_]*)[ \t]*:(?:[ \t]|$)")
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_YAML_INDICATORS = set(",[]{}:-?#&*!|>%@`")
+
+
+def describe_yaml_error(exc: yaml.YAMLError, text: str) -> str:
+    """Where a YAML error is and what kind it is, quoting nothing from the file.
+
+    PyYAML's own message prints the offending line, which may be
+    ``secret: "...``; here the file's text appears only as a known key name
+    (``auth.secret``), and quoted fragments in PyYAML's wording become ``'…'``.
+    """
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return type(exc).__name__
+    problem, context = exc.problem_mark, exc.context_mark
+    mark = context if context is not None and context.line <= problem.line else problem
+    where = f"line {mark.line + 1}, column {mark.column + 1}"
+    key = _known_key_at(text, mark.line)
+    if key:
+        where += f" ({key})"
+    what = ", ".join(_unquote(part) for part in (exc.context, exc.problem) if part)
+    if mark is not problem:
+        what += f" (at line {problem.line + 1})"
+    return f"{where}: {what or type(exc).__name__}"
+
+
+def _unquote(message: str) -> str:
+    def keep(match: re.Match[str]) -> str:
+        inner = match.group(0)[1:-1]
+        token = inner.startswith("<") and inner.endswith(">") and inner[1:-1].replace(" ", "").isalpha()
+        return match.group(0) if token or inner in _YAML_INDICATORS else "'…'"
+
+    return _QUOTED.sub(keep, message)
+
+
+def _known_key_at(text: str, line: int) -> str:
+    """The configuration key (``section`` or ``section.key``) a YAML line belongs to, if it is a known one."""
+    stack: list[tuple[int, str]] = []
+    for raw in text.splitlines()[: line + 1]:
+        match = _YAML_KEY_LINE.match(raw)
+        if match is None:
+            continue
+        indent = len(match.group(1))
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, match.group(2)))
+    dotted = ".".join(name for _, name in stack)
+    return dotted if dotted in _known_keys() else ""
+
+
+def _known_keys() -> set[str]:
+    keys = set()
+    defaults = Config()
+    for section in dataclasses.fields(defaults):
+        keys.add(section.name)
+        keys.update(f"{section.name}.{key.name}" for key in dataclasses.fields(getattr(defaults, section.name)))
+    return keys
+
+
 def build_config(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
     sections: dict[str, Any] = {}
+    known_sections = {section.name for section in dataclasses.fields(Config)}
+    for name in raw:
+        if name not in known_sections:
+            raise ConfigError(f"{name}: unknown section (expected one of {', '.join(sorted(known_sections))})")
     for section_field in dataclasses.fields(Config):
         name = section_field.name
         section_cls = section_field.default_factory  # type: ignore[misc]

@@ -43,6 +43,14 @@ async def test_a_port_out_of_range_names_server_port(tmp_path, port):
     assert_one_line_failure(code, stderr, "server.port", port)
 
 
+async def test_a_broken_config_file_names_file_line_and_key_but_not_the_secret(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text('auth:\n  algorithm: HS256\n  secret: "YamlSecretLEAK0123456789abcdefghijklmn\n')
+    code, stdout, stderr = await run_to_end("--config", str(config), env=environment(tmp_path))
+    assert_one_line_failure(code, stderr, str(config), "line 3", "(auth.secret)")
+    assert "YamlSecretLEAK" not in stderr + stdout
+
+
 async def test_a_port_in_use(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
