@@ -89,7 +89,8 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 def _document_response(request: web.Request, document: object) -> web.Response:
     body = orjson.dumps(document)
     etag = _etag(body)
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    # Any cache must revalidate (the ETag makes that a 304); shared caches must not keep it at all.
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if _matches(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers=headers)
     return web.Response(body=body, headers=headers, content_type="application/json", charset="utf-8")

@@ -21,6 +21,7 @@ from .auth import TokenVerifier
 from .config import Config, data_dir
 from .documents import DocumentBuilder
 from .errors import error_response
+from .headers import add_security_headers
 from .hub import Hub
 from .keys import (
     builder_key,
@@ -86,6 +87,7 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     if run_poller:
         app.cleanup_ctx.append(poller_context)
     app.on_shutdown.append(close_sockets)
+    app.on_response_prepare.append(add_security_headers)
 
     app.router.add_get("/api/v1/vm-contexts", api.list_vm_contexts)
     app.router.add_get("/api/v1/vm-contexts/{vm_name}", api.get_vm_context)
