@@ -15,12 +15,13 @@ from aiohttp import web
 
 from .auth import TokenError
 from .errors import error_response, retrieve_failed, unauthorized
-from .keys import claims_key, metrics_key, request_id_key, verifier_key
+from .keys import claims_key, config_key, metrics_key, request_id_key, verifier_key
 from .logsafe import printable, safe_request_id
 
 log = logging.getLogger(__name__)
 
 PROTECTED_PREFIX = "/api/v1/vm-contexts"
+METRICS_PATH = "/metrics"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -59,8 +60,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bearer JWT on the REST endpoints (the WebSocket authenticates itself)."""
-    if request.path == PROTECTED_PREFIX or request.path.startswith(PROTECTED_PREFIX + "/"):
+    """Bearer JWT on the REST endpoints, and on ``/metrics`` when ``metrics.require_auth`` (the WebSocket
+    authenticates itself)."""
+    path = request.path
+    if (
+        path == PROTECTED_PREFIX
+        or path.startswith(PROTECTED_PREFIX + "/")
+        or (path == METRICS_PATH and request.app[config_key].metrics.require_auth)
+    ):
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return unauthorized()

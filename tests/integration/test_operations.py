@@ -196,6 +196,23 @@ async def test_metrics_exposes_the_counters(manual_app, seeded, token):
         assert name in values
 
 
+async def test_metrics_need_no_token_by_default(client):
+    response = await client.get("/metrics")
+    assert response.status == 200 and "pushsvc_websockets" in await response.text()
+
+
+async def test_metrics_require_auth_switch(aiohttp_client, database_url, store, auth_headers):
+    assert build_config({}, {"PUSHSVC_METRICS_REQUIRE_AUTH": "true"}).metrics.require_auth
+    client = await aiohttp_client(create_app(make_config(database_url, metrics={"require_auth": True})))
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+        response = await client.get("/metrics", headers=headers)
+        assert response.status == 401
+        assert_error_body(await response.json(), "Authentication required")
+    response = await client.get("/metrics", headers=auth_headers)
+    assert response.status == 200 and "pushsvc_websockets" in await response.text()
+    assert (await client.get("/healthz")).status == 200
+
+
 def test_cli_schema_seed_and_token(database_url, tmp_path):
     import subprocess
     import sys
