@@ -18,7 +18,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -36,6 +36,8 @@ from .keys import sockets_key
 from .logsafe import printable
 
 log = logging.getLogger(__name__)
+
+RequestHandlerFunction = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 # Most specific first: the kind of problem, in words that quote nothing the client sent.
 PARSE_ERRORS: tuple[tuple[type[HttpProcessingError], str], ...] = (
@@ -93,14 +95,34 @@ class _Server(web.Server):
 
 
 class Runner(web.AppRunner):
-    """``web.AppRunner`` whose connections use :class:`ConnectionHandler`."""
+    """``web.AppRunner`` whose connections use :class:`ConnectionHandler`, and that refuses unknown expectations."""
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         # aiohttp takes no parameter for the handler class; the server it built
         # is given a subclass that differs only in the handler it creates.
         server.__class__ = _Server
+        server.request_handler = _refusing_unknown_expectations(server.request_handler)
         return server
+
+
+def _refusing_unknown_expectations(handler: RequestHandlerFunction) -> RequestHandlerFunction:
+    """``Expect`` other than ``100-continue`` gets the service's 417 before routing.
+
+    aiohttp's own check runs before any middleware, answers with the header's
+    value in the body, and fails with a 500 and an ERROR traceback when the
+    value is not valid UTF-8.
+    """
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        expect = request.headers.get("Expect")
+        if expect is not None and expect.lower() != "100-continue":
+            response = error_response(417, "Expectation Failed: only 100-continue is supported")
+            response.force_close()
+            return response
+        return await handler(request)
+
+    return handle
 
 
 async def serve(

@@ -16,9 +16,11 @@ import re
 # Longest client value a log line carries (characters before escaping).
 DEFAULT_LIMIT = 200
 
-# A JOSE header is a JSON object, so a JWT (or JWE) starts with base64url("{\"") = "eyJ".
-# Any such run of base64url characters, with the dotted segments that follow, is a token.
-_JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]{6,}(?:\.[A-Za-z0-9_-]*)*")
+# A JOSE header is a JSON object, so a JWT (or JWE) starts with base64url("{\"") = "eyJ", and so
+# does its payload. From such a run to the end of the value (the next separator in a URL) is a
+# token: a token with a damaged character is still one, and stopping at the damage would log
+# the rest of it, signature included.
+_JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]{6,}[^\s&/?#;,\"']*")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 REDACTED = "<redacted>"
 
@@ -50,7 +52,7 @@ def _escape(ch: str) -> str:
 
 
 def redact_tokens(value: str) -> str:
-    """``value`` with every JWT-shaped run replaced by ``<redacted>``."""
+    """``value`` with every JWT-shaped run, to the end of its URL part, replaced by ``<redacted>``."""
     if "eyJ" not in value:
         return value
     return _JWT_SHAPED.sub(REDACTED, value)

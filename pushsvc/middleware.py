@@ -7,6 +7,7 @@ the request id and never a header, and answered with the seed's 500 body.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ from .logsafe import printable, safe_request_id
 
 log = logging.getLogger(__name__)
 
+NOT_A_FILE = {errno.ENAMETOOLONG, errno.ENOTDIR, errno.ELOOP}
 PROTECTED_PREFIX = "/api/v1/vm-contexts"
 METRICS_PATH = "/metrics"
 
@@ -44,14 +46,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
     except asyncio.CancelledError:
         raise
-    except Exception:
-        log.exception(
-            "unhandled error in %s %s [request %s]",
-            printable(request.method, 32),
-            printable(request.path),
-            request_id,
-        )
-        response = retrieve_failed()
+    except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno in NOT_A_FILE:
+            # A static-file name the filesystem cannot hold: aiohttp maps only ENOENT and EACCES.
+            response = web.Response(status=404, text="404: Not Found")
+        else:
+            log.exception(
+                "unhandled error in %s %s [request %s]",
+                printable(request.method, 32),
+                printable(request.path),
+                request_id,
+            )
+            response = retrieve_failed()
     if not response.prepared:
         response.headers["X-Request-ID"] = request_id
     request.app[metrics_key].http_requests.labels(str(response.status)).inc()

@@ -30,7 +30,10 @@ async def exchange(host: str, port: int, data: bytes, timeout: float = TIMEOUT) 
 
 
 def parse_response(raw: bytes) -> RawResponse:
+    """The final response (interim 1xx responses such as "100 Continue" skipped)."""
     head, _, body = raw.partition(b"\r\n\r\n")
+    while head.startswith(b"HTTP/1.1 1") and body:
+        head, _, body = body.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ")[1])
     headers = {}

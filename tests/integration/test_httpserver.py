@@ -57,6 +57,24 @@ async def test_an_over_long_authorization_header_is_not_echoed(serve, caplog):
     assert "bad request from 127.0.0.1: request line or header too long" in logged
 
 
+@pytest.mark.parametrize("expect", [b"100-con\xbbinue", b"foo", b"bar" * 100])
+async def test_unknown_expectations_get_a_json_417_quoting_nothing(serve, caplog, expect):
+    port = await serve()
+    with caplog.at_level(logging.INFO):
+        for path in ("/healthz", "/api/v1/vm-contexts", "/nothing-here"):
+            response = await exchange("127.0.0.1", port, request(path, {"Expect": expect}))
+            assert response is not None and response.status == 417
+            assert_error_body(orjson.loads(response.body), "Expectation Failed: only 100-continue is supported")
+    _no_error_records(caplog)
+
+
+async def test_expect_100_continue_still_works(serve, auth_headers):
+    port = await serve()
+    headers = {"Expect": "100-continue", **auth_headers}
+    response = await exchange("127.0.0.1", port, request("/api/v1/vm-contexts", headers))
+    assert response is not None and response.status == 200  # after "100 Continue"
+
+
 MALFORMED = {
     "header without colon": b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
     "NUL in path": b"GET /\x00x HTTP/1.1\r\nHost: x\r\n\r\n",

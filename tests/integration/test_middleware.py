@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from ..rawhttp import exchange, request
@@ -28,3 +30,11 @@ async def test_an_unsafe_request_id_is_replaced(client, value):
     assert response is not None and response.status == 200
     echoed = response.headers["x-request-id"]
     assert echoed != value and len(echoed) == 16 and echoed.isalnum()
+
+
+@pytest.mark.parametrize("name", ["a" * 300, "app.js/x", "b" * 255 + "/" + "c" * 255])
+async def test_static_names_the_filesystem_cannot_hold_are_404(client, caplog, name):
+    with caplog.at_level(logging.INFO):
+        response = await client.get("/static/" + name)
+    assert response.status == 404
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]

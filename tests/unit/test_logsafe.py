@@ -56,7 +56,12 @@ def test_printable_caps_before_escaping_a_flood_of_control_characters():
         ("eyJhbGciOiJIUzI1NiJ9", "<redacted>"),  # a header segment alone is still token-shaped
         ("eyJ", "eyJ"),
         ("/api/v1/vm-contexts/pgtest1?limit=5", "/api/v1/vm-contexts/pgtest1?limit=5"),
-        (f"{JWT}\x00tail", "<redacted>\x00tail"),
+        (f"{JWT}\x00tail", "<redacted>"),
+        (f"/vm/{JWT}/disks?x=1", "/vm/<redacted>/disks?x=1"),
+        # damaged tokens: the damage does not end the redaction
+        (f"t={JWT[:60]}|{JWT[61:]}&x=1", "t=<redacted>&x=1"),
+        # the payload starts with eyJ too: only the (public) damaged header stays
+        (f"t={JWT[:5]}|{JWT[6:]}", "t=eyJhb|ciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.<redacted>"),
     ],
 )
 def test_redact_tokens(raw, shown):
