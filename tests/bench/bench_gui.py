@@ -538,7 +538,8 @@ async def run(args: argparse.Namespace) -> int:
 
                 await page.goto(f"http://127.0.0.1:{port}/")
                 await page.wait_for_function(
-                    f"document.querySelectorAll('#vm-list a[data-vm]').length === {args.vms}"
+                    # A function, not an expression: the page's CSP refuses to evaluate strings.
+                    f"() => document.querySelectorAll('#vm-list a[data-vm]').length === {args.vms}"
                     " && document.querySelector('#connection-status').dataset.state === 'live'",
                     timeout=60_000,
                 )

@@ -141,7 +141,7 @@ async def test_progress_write_moves_the_right_bar_within_two_poll_intervals(page
         [63.5, done, JOB_ID],
     )
     committed = time.time()
-    await page.wait_for_function("window.__changedAt !== null", timeout=TIMEOUT_MS)
+    await page.wait_for_function("() => window.__changedAt !== null", timeout=TIMEOUT_MS)
     latency = await page.evaluate("window.__changedAt") / 1000 - committed
     assert latency <= 2 * POLL_INTERVAL, f"the bar moved {latency:.3f} s after the commit"
 
