@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 import orjson
 import pytest
 from aiohttp import web
-from pushsvc.fixtures import load_seed
 
 from pushsvc.app import create_app
+from pushsvc.demo.seed import load_seed
 from pushsvc.errors import RETRIEVE_FAILED
 from pushsvc.httpserver import Runner
 from pushsvc.store import open_store
