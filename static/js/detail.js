@@ -361,7 +361,7 @@ export class DetailView {
     else if (running) attention = 'active';
     setAttr(parts.block, 'data-attention', attention);
     const started = parseTime(job.created_at);
-    setText(parts.running, running && started !== null ? `running for ${formatSpan((now - started) / 1000)}` : '');
+    setText(parts.running, running && started !== null ? `· running for ${formatSpan((now - started) / 1000)}` : '');
     setHidden(parts.stall, !stalled);
     if (stalled) {
       const lastSeen = job.vma_last_poll_at ?? job.updated_at;

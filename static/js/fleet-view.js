@@ -37,11 +37,14 @@ export class FleetView {
       if (!summary) {
         setText(value, DASH);
         setAttr(figure, 'data-level', 'none');
+        setAttr(figure, 'data-value', '');
         continue;
       }
       const n = summary[key];
       setText(value, formatFigure(key, n));
       setAttr(figure, 'data-level', levelOf(key, n));
+      // The unrounded figure, for tests and for anyone reading the DOM.
+      setAttr(figure, 'data-value', n === null ? '' : n);
     }
   }
 }
