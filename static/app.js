@@ -215,7 +215,12 @@ function syncSubscriptions(topics) {
   for (const topic of subscribed) if (!wanted.has(topic)) connection.unsubscribe(topic);
   for (const topic of wanted) {
     if (subscribed.has(topic)) continue;
-    if (topic !== DASHBOARD_TOPIC) detail.setVm(topic.slice('vm-context/'.length));
+    if (topic !== DASHBOARD_TOPIC) {
+      const vmName = topic.slice('vm-context/'.length);
+      detail.setVm(vmName);
+      const dashboardDoc = connection.documentOf(DASHBOARD_TOPIC);
+      if (dashboardDoc !== undefined) detail.setSummary(dashboardSummaryOf(dashboardDoc, vmName));
+    }
     connection.subscribe(topic);
   }
   subscribed = wanted;

@@ -147,9 +147,9 @@ export class DetailView {
   }
 
   /**
-   * This VM's item of the dashboard document (null when absent): the detail
-   * document has no `last_job`, the dashboard's does, and a failed VM's
-   * reason is in it.
+   * This VM's item of the dashboard document (null when the VM is not in
+   * it; undefined until that document arrives): the detail document has no
+   * `last_job`, the dashboard's does, and a failed VM's reason is in it.
    */
   setSummary(summary) {
     if (this.summary === summary) return;
@@ -256,7 +256,8 @@ export class DetailView {
    */
   renderFailure(context, job, jobs, now) {
     const { els } = this;
-    const lastJob = this.summary ? this.summary.last_job : undefined;
+    const summary = isPlainObject(this.summary) ? this.summary : null;
+    const lastJob = summary ? summary.last_job : undefined;
     const failure = failureOf({ current_status: context.current_status, current_job: job, last_job: lastJob });
     setHidden(els.failure, !failure);
     if (!failure) return;
@@ -274,9 +275,9 @@ export class DetailView {
     setText(els.failureWhen, `${jobId ? `Job ${jobId}` : 'A job'} failed${when}.`);
     let message = failure.message;
     if (!message) {
-      message = lastJob === undefined && !current
-        ? 'This server does not report why jobs fail (no last_job in the dashboard data).'
-        : 'No reason was recorded.';
+      if (current || (summary && lastJob !== undefined)) message = 'No reason was recorded.';
+      else if (summary) message = 'This server does not report why jobs fail (no last_job in the dashboard data).';
+      else message = 'Looking up the reason…'; // the dashboard document has not arrived yet
     }
     setText(els.failureMessage, message);
     els.failureMessage.classList.toggle('muted', !failure.message);
