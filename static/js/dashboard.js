@@ -208,14 +208,14 @@ export class DashboardView {
         this.rows.set(name, row);
         structural = true;
       }
-      if (row.summary === summary && !this.clockDirty) continue;
+      if (row.summary === summary) continue;
       countsChanged = this.updateRow(row, summary, now) || countsChanged;
       factsChanged = true;
     }
     if (this.clockDirty) {
-      // Only rows whose looks depend on the clock: running jobs (stalls).
+      // Only rows whose looks the clock changed: running jobs going stale, or a stall mark's age.
       for (const row of this.rows.values()) {
-        if (names.has(row.name) || !row.facts || !row.facts.running) continue;
+        if (!row.clockChanged(now, this.stallAfterS)) continue; // false for rows just rendered
         countsChanged = this.updateRow(row, row.summary, now) || countsChanged;
         factsChanged = true;
       }

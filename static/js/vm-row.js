@@ -12,7 +12,7 @@ import { h, setAttr, setHidden, setOptionalAttr, setText, createMeter, setMeter 
 import {
   DASH, clampPercent, formatBytesOf, formatEta, formatJobRate, formatMemoryMb, formatPercent, humanize, text,
 } from './format.js';
-import { vmFacts } from './health.js';
+import { stallOf, vmFacts } from './health.js';
 import { isPlainObject } from './merge-patch.js';
 import { vmHref } from './router.js';
 import { createBadge, setBadge } from './status.js';
@@ -90,6 +90,18 @@ export class VmRow {
     if (changed) this.renderStatic(summary);
     this.renderJob(summary, facts);
     return facts;
+  }
+
+  /**
+   * Whether the clock alone (no new document) changes what the row shows:
+   * its job starts or stops counting as stalled, or the stall mark's
+   * "no update for N min" moves on. Cheap, so every row can be asked often.
+   */
+  clockChanged(now, stallAfterS) {
+    if (!this.facts || !this.facts.running) return false;
+    const { stalled, idleS } = stallOf(this.summary.current_job, now, stallAfterS);
+    if (stalled !== this.facts.stalled) return true;
+    return stalled && formatSpan(idleS) !== formatSpan(this.facts.idleS);
   }
 
   /** The parts that depend on the document only (not on the clock). */

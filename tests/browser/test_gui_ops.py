@@ -147,6 +147,12 @@ async def test_stalled_job_is_marked_then_unmarked_when_the_appliance_writes_aga
     await expect(row).to_have_attribute("data-attention", "stalled")
     await expect(row.locator(".vm-flag")).to_have_text("Stalled: no update for 7 min")
 
+    # Going stale needs no write: three seconds short of the threshold, the clock alone marks it.
+    await set_job_activity(seeded, JOB_ID, local_now(-(DEFAULT_STALL_AFTER_S - 3)))
+    await expect(row).to_have_attribute("data-attention", "active", timeout=TIMEOUT_MS)
+    await expect(row).to_have_attribute("data-attention", "stalled", timeout=15_000)
+    await expect(row.locator(".vm-flag")).to_have_text("Stalled: no update for 2 min")
+
 
 # ---- the fleet summary -----------------------------------------------------------------------
 
