@@ -100,6 +100,7 @@ const connection = new Connection({ getToken: loadToken, stats });
 // ---- the state and its one update path ------------------------------------------
 
 let state = initialState(parseRoute(location.hash), Date.now());
+// Where the dashboard was scrolled when a VM was opened (restored on the way back).
 let dashboardScrollY = 0;
 
 function update(changes) {
@@ -155,7 +156,7 @@ function runEffects(previous, current) {
   const signedIn = current.session === 'signed-in';
   const wasSignedIn = previous.session === 'signed-in';
 
-  syncSubscriptions(signedIn ? wantedTopics(current.route) : []);
+  syncSubscriptions(previous, current);
 
   if (current.now !== previous.now) {
     dashboard.tick(current.now);
@@ -208,13 +209,18 @@ function wantedTopics(route) {
   return route.name === 'vm' ? [DASHBOARD_TOPIC, topicForRoute(route)] : [DASHBOARD_TOPIC];
 }
 
-let subscribed = new Set();
+/** The topics `state` needs (none while signed out). */
+function topicsOf(current) {
+  return current.session === 'signed-in' ? wantedTopics(current.route) : [];
+}
 
-function syncSubscriptions(topics) {
-  const wanted = new Set(topics);
-  for (const topic of subscribed) if (!wanted.has(topic)) connection.unsubscribe(topic);
-  for (const topic of wanted) {
-    if (subscribed.has(topic)) continue;
+/** Subscribe to what the new state needs and drop what only the old one did. */
+function syncSubscriptions(previous, current) {
+  const before = topicsOf(previous);
+  const after = topicsOf(current);
+  for (const topic of before) if (!after.includes(topic)) connection.unsubscribe(topic);
+  for (const topic of after) {
+    if (before.includes(topic)) continue;
     if (topic !== DASHBOARD_TOPIC) {
       const vmName = topic.slice('vm-context/'.length);
       detail.setVm(vmName);
@@ -223,7 +229,6 @@ function syncSubscriptions(topics) {
     }
     connection.subscribe(topic);
   }
-  subscribed = wanted;
 }
 
 // ---- connection events ------------------------------------------------------------
@@ -234,7 +239,7 @@ connection.addEventListener('status', (event) => {
 
 connection.addEventListener('document', (event) => {
   const { topic, doc, kind, patch } = event.detail;
-  if (!subscribed.has(topic)) return;
+  if (!topicsOf(state).includes(topic)) return;
   if (topic === DASHBOARD_TOPIC) {
     dashboard.setDocument(doc, kind, patch);
     if (state.route.name === 'vm') detail.setSummary(dashboardSummaryOf(doc, state.route.vmName));
@@ -283,7 +288,7 @@ connection.addEventListener('closed', (event) => {
 
 connection.addEventListener('server-error', (event) => {
   const { code, message, topic } = event.detail;
-  if (topic && topic !== DASHBOARD_TOPIC && subscribed.has(topic)
+  if (topic && topic !== DASHBOARD_TOPIC && topicsOf(state).includes(topic)
       && code !== 'rate_limited' && code !== 'internal') {
     detail.setError(message || code);
   }
