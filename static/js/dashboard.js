@@ -26,7 +26,7 @@ import { VmRow } from './vm-row.js';
 
 /** The sort menu (the phone's way to sort; the column headings do it on wide screens). */
 const SORT_CHOICES = [
-  ['', 'Needs attention first'],
+  ['', 'Attention first'],
   ['name', 'Name, A to Z'],
   ['-name', 'Name, Z to A'],
   ['status', 'Status'],
