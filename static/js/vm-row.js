@@ -10,7 +10,7 @@
 
 import { h, setAttr, setHidden, setOptionalAttr, setText, createMeter, setMeter } from './dom.js';
 import {
-  DASH, clampPercent, formatBytesOf, formatEta, formatJobRate, formatMemoryMb, formatPercent, humanize, text,
+  DASH, clampPercent, formatBytesOf, formatEta, formatMemoryMb, formatPercent, formatRate, humanize, text,
 } from './format.js';
 import { stallOf, vmFacts } from './health.js';
 import { isPlainObject } from './merge-patch.js';
@@ -127,7 +127,7 @@ export class VmRow {
       setMeter(parts.meter, clampPercent(job.progress_percent));
       setText(parts.percent, formatPercent(job.progress_percent));
       setText(parts.bytes, formatBytesOf(job.bytes_transferred, job.total_bytes));
-      setText(this.rate, formatJobRate(job));
+      setText(this.rate, formatRate(facts.speedBps));
       setText(this.eta, formatEta(facts.etaS));
       setText(this.op, job.current_operation || humanize(job.status));
     } else {
