@@ -1,9 +1,14 @@
 """The REST handlers: the seed's two endpoints plus health, readiness and metrics.
 
-Handlers are thin: parse and validate the request, read one document through
-``reads``, map domain outcomes to the seed's bodies. ``ETag`` is a hash of
-the exact body bytes, so ``If-None-Match`` answers 304 whenever nothing the
-client would see has changed.
+Handlers are thin: parse and validate the request, then answer from memory
+when the topic behind it is live (``restcache``: the poller confirmed its
+document within ``poller.interval + rest.freshness_margin``), else read one
+document through ``reads`` and keep that topic live for ``rest.live_ttl``;
+domain outcomes map to the seed's bodies. A live answer's ``ETag`` is its
+stream position (``"<epoch>:<seq>"``), so ``If-None-Match`` is answered
+before any body is built; a database read's ``ETag`` is that position too
+when the live document holds the same bytes, else a hash of the body. Either
+way it changes whenever the body does.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ import orjson
 from aiohttp import web
 
 from .errors import error_response, json_response, not_found, retrieve_failed
-from .keys import builder_key, config_key, metrics_key, poller_key, read_outage_key, store_key
+from .keys import builder_key, config_key, metrics_key, poller_key, read_outage_key, rest_cache_key, store_key
 from .logsafe import printable
+from .protocol import DASHBOARD_TOPIC, detail_topic
 from .reads import read_detail_document, read_list_document
+from .restcache import Answer
 from .store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -86,14 +93,24 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return False
 
 
-def _document_response(request: web.Request, document: object) -> web.Response:
-    body = orjson.dumps(document)
-    etag = _etag(body)
-    # Any cache must revalidate (the ETag makes that a 304); shared caches must not keep it at all.
-    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+# Any cache must revalidate (the ETag makes that a 304); shared caches must not keep it at all.
+CACHE_CONTROL = "private, no-cache"
+
+
+def _body_response(request: web.Request, body: bytes, etag: str) -> web.Response:
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
     if _matches(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers=headers)
     return web.Response(body=body, headers=headers, content_type="application/json", charset="utf-8")
+
+
+def _live_response(request: web.Request, answer: Answer) -> web.Response:
+    """An answer from memory: a 304 needs only its ETag; a body is encoded once per change, not per request."""
+    request.app[metrics_key].rest_from_memory.inc()
+    headers = {"ETag": answer.etag, "Cache-Control": CACHE_CONTROL}
+    if _matches(request.headers.get("If-None-Match"), answer.etag):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=answer.body, headers=headers, content_type="application/json", charset="utf-8")
 
 
 async def list_vm_contexts(request: web.Request) -> web.StreamResponse:
@@ -105,24 +122,41 @@ async def list_vm_contexts(request: web.Request) -> web.StreamResponse:
         offset = _integer(request, "offset", 0, 2**31 - 1) or 0
     except BadRequest as exc:
         return error_response(400, str(exc))
+    cache = request.app[rest_cache_key]
+    answer = cache.listing(status, limit, offset)
+    if answer is not None:
+        return _live_response(request, answer)
     read = read_list_document(request.app[store_key], request.app[builder_key], status, limit, offset)
     try:
         document = await _read(request, read)
     except _ReadFailed:
         return retrieve_failed()
-    return _document_response(request, document)
+    body = orjson.dumps(document)
+    cache.keep_live(DASHBOARD_TOPIC)
+    etag = cache.position_of(body, status=status, limit=limit, offset=offset) or _etag(body)
+    return _body_response(request, body, etag)
 
 
 async def get_vm_context(request: web.Request) -> web.StreamResponse:
     vm_name = request.match_info["vm_name"]
+    cache = request.app[rest_cache_key]
+    answer = cache.detail(vm_name)
+    if answer is not None:
+        if not answer.found:
+            request.app[metrics_key].rest_from_memory.inc()
+            return not_found(vm_name)
+        return _live_response(request, answer)
     read = read_detail_document(request.app[store_key], request.app[builder_key], vm_name)
     try:
         document = await _read(request, read)
     except _ReadFailed:
         return retrieve_failed()
     if document is None:
-        return not_found(vm_name)
-    return _document_response(request, document)
+        return not_found(vm_name)  # kept live only once it exists: unknown names cannot pile up topics
+    body = orjson.dumps(document)
+    cache.keep_live(detail_topic(vm_name))
+    etag = cache.position_of(body, vm_name) or _etag(body)
+    return _body_response(request, body, etag)
 
 
 class _ReadFailed(Exception):
@@ -136,6 +170,7 @@ async def _read(request: web.Request, read: Awaitable[T]) -> T:
     """
     timeout = request.app[config_key].database.query_timeout
     outage = request.app[read_outage_key]
+    request.app[metrics_key].rest_from_database.inc()
     try:
         async with asyncio.timeout(timeout):
             document = await read

@@ -33,6 +33,7 @@ from .keys import (
     metrics_key,
     poller_key,
     read_outage_key,
+    rest_cache_key,
     sockets_key,
     store_key,
     verifier_key,
@@ -43,6 +44,7 @@ from .middleware import auth_middleware, error_middleware
 from .outage import OutageLog
 from .poller import Poller
 from .protocol import GOING_AWAY
+from .restcache import RestCache
 from .store import Store, open_store
 from .tasks import cancel_and_wait
 from .timefmt import resolve_zone
@@ -72,8 +74,12 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     broker = LocalBroker(epoch=f"{int(time.time()):x}-{secrets.token_hex(4)}")
     hub = Hub(broker, history_size=config.websocket.history_size)
     poller = Poller(store, builder, broker, config.poller, metrics)
-    metrics.subscriptions.set_function(lambda: hub.subscription_count)
+    rest_cache = RestCache(
+        hub, interval=config.poller.interval, margin=config.rest.freshness_margin, ttl=config.rest.live_ttl
+    )
+    metrics.subscriptions.set_function(lambda: hub.subscription_count - rest_cache.live_topics)
     metrics.topics.set_function(lambda: len(hub.topics))
+    metrics.rest_live_topics.set_function(lambda: rest_cache.live_topics)
 
     app[config_key] = config
     app[zone_key] = zone
@@ -84,11 +90,13 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     app[broker_key] = broker
     app[hub_key] = hub
     app[poller_key] = poller
+    app[rest_cache_key] = rest_cache
     app[sockets_key] = set()
     app[read_outage_key] = OutageLog(api.log, "REST database reads")
 
     app.cleanup_ctx.append(store_context)
     app.cleanup_ctx.append(broker_context)
+    app.cleanup_ctx.append(rest_cache_context)
     if run_poller:
         app.cleanup_ctx.append(poller_context)
     app.on_shutdown.append(close_sockets)
@@ -132,6 +140,12 @@ async def broker_context(app: web.Application) -> AsyncIterator[None]:
     await broker.open(app[hub_key], app[poller_key].wake)
     yield
     await broker.close()
+
+
+async def rest_cache_context(app: web.Application) -> AsyncIterator[None]:
+    """REST's leases end with the app (their expiry timer must not outlive the loop)."""
+    yield
+    app[rest_cache_key].close()
 
 
 async def poller_context(app: web.Application) -> AsyncIterator[None]:

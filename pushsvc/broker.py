@@ -5,10 +5,13 @@ The live path runs one way::
     store -> poller -> broker -> hub -> session -> socket
 
 The poller publishes a topic's first document (``publish_snapshot``), then
-merge patches (``publish_delta``), and the database status
-(``publish_status``). The broker is the ordering authority: it assigns each
-publication its ``seq``, keeps the last one per topic (the poller's diff
-base, ``last``) and delivers every publication to its consumer, the hub.
+merge patches (``publish_delta``), the database status (``publish_status``)
+and, after each completed read, a :class:`Tick` (``publish_tick``): the
+proof that every watched topic's document was compared with the database
+at that time, which is what lets REST answer from memory (restcache.py).
+The broker is the ordering authority: it assigns each publication its
+``seq``, keeps the last one per topic (the poller's diff base, ``last``)
+and delivers every publication to its consumer, the hub.
 Interest flows back as data, never as calls into the poller: the hub
 ``watch``es and ``unwatch``es topics, the poller reads ``watched()`` each
 tick, and the ``on_interest`` callback given to ``open`` asks the poller for
@@ -20,13 +23,20 @@ above every ``seq`` handed out to a topic that was dropped before, so a stale
 is the previous ``seq`` plus one. A topic nobody watches is forgotten, and
 publications for it are ignored.
 
+Published documents are never changed afterwards: a later publication
+builds new objects for what changed and may share the unchanged parts (a
+VM's entry in ``vm-contexts``) with the document before it, so a consumer
+may remember encodings by object identity.
+
 :class:`LocalBroker` is the in-process implementation: dictionaries and
 direct calls, nothing awaited, so fan-out stays synchronous. A cluster
 implementation (Redis, issue 10) keeps the same interface: ``epoch`` and the
 last publication of each topic live in Redis, the leader's ``publish_*``
 append to a capped stream per topic, every instance's consumer task reads
 the streams and calls its hub, and ``watch``/``unwatch`` maintain a
-cluster-wide interest set that the leader's ``watched()`` mirrors.
+cluster-wide interest set that the leader's ``watched()`` mirrors. A tick
+must reach every consumer after the publications of the same tick (on
+the same stream, or carrying their positions), never before them.
 """
 
 from __future__ import annotations
@@ -56,12 +66,30 @@ class Publication:
     snapshot: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """A completed read of every watched topic, published after that read's publications.
+
+    ``read_at`` is the wall-clock time (``time.time()``) just before the
+    read's database snapshot began: every write committed before it is in the
+    documents the consumer now holds. ``contexts`` is the number of contexts
+    the read found; the ``vm-contexts`` document lists them all unless two
+    share a ``vm_name`` (it keeps one per name), which is how a consumer can
+    tell that the REST list may be served from it.
+    """
+
+    read_at: float
+    contexts: int
+
+
 class Consumer(Protocol):
     """What the broker delivers to (the hub). Called synchronously; must never await a client."""
 
     def on_publication(self, publication: Publication) -> None: ...
 
     def on_status(self, status: DatabaseStatus) -> None: ...
+
+    def on_tick(self, tick: Tick) -> None: ...
 
 
 class Broker(abc.ABC):
@@ -112,6 +140,10 @@ class Broker(abc.ABC):
     def publish_status(self, status: DatabaseStatus) -> None:
         """Publish the database status (retained: the consumer keeps the latest)."""
 
+    @abc.abstractmethod
+    def publish_tick(self, tick: Tick) -> None:
+        """Publish that a read of every watched topic completed (after its publications; retained)."""
+
 
 class _Detached:
     """The consumer before ``open``: publications go nowhere."""
@@ -120,6 +152,9 @@ class _Detached:
         pass
 
     def on_status(self, status: DatabaseStatus) -> None:
+        pass
+
+    def on_tick(self, tick: Tick) -> None:
         pass
 
 
@@ -175,6 +210,9 @@ class LocalBroker(Broker):
 
     def publish_status(self, status: DatabaseStatus) -> None:
         self._consumer.on_status(status)
+
+    def publish_tick(self, tick: Tick) -> None:
+        self._consumer.on_tick(tick)
 
     def _deliver(self, publication: Publication) -> None:
         self._last[publication.topic] = publication

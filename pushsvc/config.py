@@ -89,6 +89,12 @@ class WebSocketConfig:
 
 
 @dataclass(frozen=True)
+class RestConfig:
+    live_ttl: float = 60.0
+    freshness_margin: float = 0.5
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     require_auth: bool = False
 
@@ -100,6 +106,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     poller: PollerConfig = field(default_factory=PollerConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
+    rest: RestConfig = field(default_factory=RestConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def replace(self, section: str, **values: Any) -> Config:
@@ -311,6 +318,9 @@ def validate(config: Config) -> None:
         "history_size",
     ):
         _positive(f"websocket.{key}", getattr(ws, key))
+    if config.rest.live_ttl < 0:
+        raise ConfigError(f"rest.live_ttl: must not be negative, got {config.rest.live_ttl}")
+    _positive("rest.freshness_margin", config.rest.freshness_margin)
     for origin in ws.allowed_origins:
         parsed = urllib.parse.urlsplit(origin)
         if origin != "*" and (

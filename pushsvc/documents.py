@@ -246,6 +246,14 @@ def dashboard_entry(context: dict[str, Any], current_job: dict[str, Any] | None)
     return entry
 
 
+CONTEXT_KEYS: tuple[str, ...] = tuple(key for key, _, _ in CONTEXT_FIELDS)
+
+
+def list_item(entry: dict[str, Any]) -> dict[str, Any]:
+    """The REST list item inside a ``vm-contexts`` entry: its context fields, in order."""
+    return {key: entry[key] for key in CONTEXT_KEYS}
+
+
 def detail_document(
     context: dict[str, Any],
     current_job: dict[str, Any] | None,

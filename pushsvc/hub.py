@@ -11,17 +11,24 @@ the topic's first document arrives it is *pending*: its subscribers wait for
 the snapshot. The database status is a retained control message: the hub
 keeps the latest one that is not ``ok`` and sends it to sessions as they
 register.
+
+The hub also keeps the latest :class:`~pushsvc.broker.Tick` (when every
+materialised document was last confirmed against the database, and when
+that news arrived here) until the database is reported unavailable: REST
+answers from the documents only while that confirmation is recent
+(restcache.py).
 """
 
 from __future__ import annotations
 
 import collections
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from . import protocol
-from .broker import Broker, Publication
+from .broker import Broker, Publication, Tick
 from .protocol import DatabaseStatus, RequestId, with_request_id
 
 PENDING: Any = object()
@@ -64,6 +71,9 @@ class Hub:
         self.sessions: set[Subscriber] = set()
         self.subscription_count = 0
         self._status: bytes | None = None  # the retained status frame, while the database is not ok
+        # The latest completed read, and time.monotonic() when it arrived; None while the database is not ok.
+        self.tick: Tick | None = None
+        self.tick_received = 0.0
 
     @property
     def epoch(self) -> str:
@@ -181,7 +191,13 @@ class Hub:
         """Tell every registered session; keep the frame for later ones unless the database is ok."""
         data = protocol.status(status)
         self._status = None if status.ok else data
+        if not status.ok:
+            self.tick = None  # nothing is confirmed until a read succeeds again
         self.broadcast(data)
+
+    def on_tick(self, tick: Tick) -> None:
+        """Every materialised document was compared with the database at ``tick.read_at``."""
+        self.tick, self.tick_received = tick, time.monotonic()
 
     def broadcast(self, data: bytes, sessions: Iterable[Subscriber] | None = None) -> None:
         """Send one encoded control message to every registered session."""

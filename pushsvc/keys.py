@@ -14,6 +14,7 @@ from .hub import Hub
 from .metrics import Metrics
 from .outage import OutageLog
 from .poller import Poller
+from .restcache import RestCache
 from .session import Session
 from .store import Store
 
@@ -26,6 +27,7 @@ metrics_key = web.AppKey("metrics", Metrics)
 broker_key = web.AppKey("broker", Broker)
 hub_key = web.AppKey("hub", Hub)
 poller_key = web.AppKey("poller", Poller)
+rest_cache_key = web.AppKey("rest_cache", RestCache)
 sockets_key = web.AppKey("sockets", set[Session])
 read_outage_key = web.AppKey("read_outage", OutageLog)
 request_id_key = web.RequestKey("request_id", str)

@@ -28,8 +28,16 @@ class Metrics:
             registry=registry,
         )
         self.sockets = Gauge("pushsvc_websockets", "Open WebSocket sessions", registry=registry)
-        self.subscriptions = Gauge("pushsvc_subscriptions", "Active topic subscriptions", registry=registry)
+        self.subscriptions = Gauge("pushsvc_subscriptions", "Active WebSocket topic subscriptions", registry=registry)
         self.topics = Gauge("pushsvc_topics", "Materialised topics", registry=registry)
+        self.rest_live_topics = Gauge(
+            "pushsvc_rest_live_topics", "Topics kept live by REST requests (rest.live_ttl)", registry=registry
+        )
+        rest_answers = Counter(
+            "pushsvc_rest_answers", "REST answers by source (memory, database)", ["source"], registry=registry
+        )
+        self.rest_from_memory = rest_answers.labels("memory")
+        self.rest_from_database = rest_answers.labels("database")
         self.published = Counter(
             "pushsvc_deltas_published", "Deltas published (one per topic per tick)", registry=registry
         )

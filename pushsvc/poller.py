@@ -15,6 +15,10 @@ The poller is the change source of the one-way live path (store -> poller
 against the broker's last publication of each, and publishes through the
 broker. It never sees the hub or a session.
 
+After each successful read, once its publications are out, the poller
+publishes a :class:`~pushsvc.broker.Tick` stamped with the wall-clock time
+the read began: the confirmation that REST's freshness rule rests on.
+
 When the database fails the poller backs off exponentially (up to
 ``backoff_max``), publishes ``status: unavailable``, and on recovery
 ``status: ok`` and whatever changed meanwhile.
@@ -29,7 +33,7 @@ import time
 from typing import Any
 
 from . import protocol
-from .broker import Broker
+from .broker import Broker, Tick
 from .config import PollerConfig
 from .documents import DocumentBuilder
 from .metrics import Metrics
@@ -115,6 +119,7 @@ class Poller:
         started = time.perf_counter()
         statements_before = self.store.statements
         detail_topics = {name: vm for name in watched if (vm := detail_vm_name(name)) is not None}
+        read_at = time.time()  # before the snapshot begins: every write committed earlier is in it
         rows, by_name, children = await read_state(self.store, detail_topics.values())
         if not self.database_ok:
             self._mark_available()
@@ -130,6 +135,7 @@ class Poller:
         self.metrics.ticks.inc()
         self.last_error = None
         self._forget_unwatched()
+        self.broker.publish_tick(Tick(read_at, len(rows)))
         await self._finish_tick()
 
     async def _finish_tick(self) -> None:
@@ -138,12 +144,21 @@ class Poller:
             self._tick_done.notify_all()
 
     def _update_dashboard(self, rows: list[ContextWithJob]) -> None:
+        """Diff every VM's entry; publish one patch, and a new mapping in the rows' order.
+
+        The published mapping is never changed afterwards (the broker's
+        contract): a tick that changes anything builds a new one, sharing the
+        entries that did not change. Its keys follow the database's order
+        (``vm_name`` in the database's collation, then ``context_id``), the
+        REST list's order, also after VMs are added.
+        """
         builder = self.builder
         fresh = self.broker.last(DASHBOARD_TOPIC) is None
         if fresh:
             self._dashboard_rows, self._dashboard_entries = {}, {}
-        old_rows, entries = self._dashboard_rows, self._dashboard_entries
+        old_rows, old_entries = self._dashboard_rows, self._dashboard_entries
         new_rows: dict[str, ContextWithJob] = {}
+        entries: dict[str, dict[str, Any]] = {}
         patch: dict[str, Any] = {}
         for row in rows:
             name = row.context.vm_name
@@ -152,24 +167,27 @@ class Poller:
             new_rows[name] = row
             old_row = old_rows.get(name)
             if old_row == row:  # tuple equality, in C: most rows do not change between ticks
+                entries[name] = old_entries[name]
                 continue
             entry = build_dashboard_entry(builder, row)
-            if old_row is None:
-                patch[name] = entry
+            if old_row is not None:
+                change = diff(old_entries[name], entry)
+                if change is NO_CHANGE:
+                    entries[name] = old_entries[name]
+                    continue
+                patch[name] = change
             else:
-                change = diff(entries[name], entry)
-                if change is not NO_CHANGE:
-                    patch[name] = change
+                patch[name] = entry
             entries[name] = entry
         for name in old_rows.keys() - new_rows.keys():
-            del entries[name]
             patch[name] = None
         self._dashboard_rows = new_rows
-        document = {"vm_contexts": entries}
         if fresh:
-            self.broker.publish_snapshot(DASHBOARD_TOPIC, document)
+            self._dashboard_entries = entries
+            self.broker.publish_snapshot(DASHBOARD_TOPIC, {"vm_contexts": entries})
         elif patch:
-            self.broker.publish_delta(DASHBOARD_TOPIC, {"vm_contexts": patch}, document)
+            self._dashboard_entries = entries
+            self.broker.publish_delta(DASHBOARD_TOPIC, {"vm_contexts": patch}, {"vm_contexts": entries})
             self.metrics.published.inc()
 
     def _update_detail(self, topic: str, row: ContextWithJob | None, children: Children | None) -> None:

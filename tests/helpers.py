@@ -23,10 +23,16 @@ def load_seed_json(name: str):
 
 
 def make_config(database_url: str, **sections) -> Config:
+    """A test service's config. REST reads the database on every request unless a test asks for
+    ``rest={"live_ttl": ...}``: most tests use REST as the database's truth (a write, then a fetch
+    that must show it; live documents compared with a fresh read), which answers from memory would
+    make late by up to a poll interval or compare with themselves. tests/integration/test_rest_live.py
+    covers the answers from memory."""
     raw = {
         "database": {"url": database_url, "timezone": SEED_TIMEZONE},
         "auth": {"secret": SECRET},
         "poller": {"interval": 0.1},
+        "rest": {"live_ttl": 0},
     }
     for section, values in sections.items():
         raw.setdefault(section, {}).update(values)
