@@ -7,7 +7,7 @@ import asyncio
 import orjson
 from aiohttp import WSMsgType
 
-from pushsvc.broker import Publication
+from pushsvc.broker import Publication, Tick
 from pushsvc.protocol import DatabaseStatus
 
 
@@ -95,9 +95,13 @@ class RecordingConsumer:
     def __init__(self) -> None:
         self.publications: list[Publication] = []
         self.statuses: list[DatabaseStatus] = []
+        self.ticks: list[Tick] = []
 
     def on_publication(self, publication: Publication) -> None:
         self.publications.append(publication)
 
     def on_status(self, status: DatabaseStatus) -> None:
         self.statuses.append(status)
+
+    def on_tick(self, tick: Tick) -> None:
+        self.ticks.append(tick)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pushsvc.broker import LocalBroker
+from pushsvc.broker import LocalBroker, Tick
 from pushsvc.protocol import DATABASE_UNAVAILABLE, DatabaseStatus
 
 from .fakes import RecordingConsumer
@@ -75,3 +75,11 @@ async def test_closed_broker_delivers_nothing():
     broker.watch("t")
     broker.publish_snapshot("t", 1)
     assert consumer.publications == []
+
+
+async def test_ticks_reach_the_consumer_after_the_tick_s_publications():
+    broker, consumer, _ = await _open()
+    broker.watch("t")
+    broker.publish_snapshot("t", {"a": 1})
+    broker.publish_tick(Tick(123.5, 7))
+    assert consumer.ticks == [Tick(123.5, 7)] and len(consumer.publications) == 1
