@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,8 @@ MIN_SECRET_LENGTH = {"HS256": 32, "HS384": 48, "HS512": 64}
 # Token times a datetime can hold: 1970-01-01 to 9999-12-31T23:59:59Z.
 MAX_TIMESTAMP = 253_402_300_799
 TIME_CLAIMS = ("exp", "nbf", "iat")
+# Tokens remembered as verified (a polling client sends the same one with every request).
+VERIFIED_CACHE_SIZE = 4096
 
 
 class TokenError(Exception):
@@ -71,9 +74,29 @@ class TokenVerifier:
             self._key = load_secret(config)
         else:
             self._key = _read_key("public_key_file", config.public_key_file)
+        # token -> (claims, exp): tokens that passed every check. Checking a signature costs
+        # about 100 us, the rest of a REST answer from memory less than that. Once a token
+        # has passed, only its expiry can change the verdict: nbf and iat only become easier
+        # to meet as time goes on, and the key, issuer and audience are fixed.
+        self._verified: dict[str, tuple[Claims, float]] = {}
 
     def verify(self, token: str) -> Claims:
-        """The token's claims, or TokenError for any problem with it (never another exception).
+        """The token's claims, or TokenError for any problem with it (never another exception)."""
+        known = self._verified.get(token)
+        if known is not None:
+            claims, expires = known
+            if expires > time.time() - self._config.leeway:  # PyJWT's own test of exp
+                return claims
+            del self._verified[token]
+            raise TokenError("ExpiredSignatureError")
+        claims, expires = self._decode(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()  # simple and bounded; a flood of valid tokens only costs re-checks
+        self._verified[token] = (claims, expires)
+        return claims
+
+    def _decode(self, token: str) -> tuple[Claims, float]:
+        """Check the signature and every claim.
 
         Every time claim present must be a number within ``MAX_TIMESTAMP``: a
         validly signed ``exp`` of 1e30 passes PyJWT's checks, and turning it
@@ -95,7 +118,10 @@ class TokenVerifier:
         for name in TIME_CLAIMS:
             if name in claims and not _is_timestamp(claims[name]):
                 raise TokenError(f"{name} out of range")
-        return Claims(subject=str(claims.get("sub", "")), expires_at=dt.datetime.fromtimestamp(claims["exp"], dt.UTC))
+        expires = claims["exp"]
+        return Claims(
+            subject=str(claims.get("sub", "")), expires_at=dt.datetime.fromtimestamp(expires, dt.UTC)
+        ), expires
 
 
 def _is_timestamp(value: object) -> bool:

@@ -142,6 +142,8 @@ class BenchDatabase:
         self.password = secrets.token_hex(12)
         self.host = _server()["host"]
         self._userstat_before: str | None = None
+        self._suffix = suffix
+        self.logins: dict[str, str] = {}  # key -> user: more read-only service logins (add_login)
 
     @property
     def svc_url(self) -> str:
@@ -150,6 +152,18 @@ class BenchDatabase:
     @property
     def writer_url(self) -> str:
         return _url(self.writer_user, self.password, self.name)
+
+    def add_login(self, key: str) -> str:
+        """Another SELECT-only service login, counted as ``key`` in read_counters; returns its URL.
+
+        Two services under test at once each get their own, so that each one's statements are its own.
+        """
+        user = f"pb_{key}_{self._suffix}"
+        with admin() as conn, conn.cursor() as cursor:
+            cursor.execute(f"CREATE USER '{user}'@'{self.host}' IDENTIFIED BY %s", (self.password,))
+            cursor.execute(f"GRANT SELECT ON {self.name}.* TO '{user}'@'{self.host}'")
+        self.logins[key] = user
+        return _url(user, self.password, self.name)
 
     def writer_params(self) -> dict[str, Any]:
         server = _server()
@@ -182,22 +196,26 @@ class BenchDatabase:
         server = _server()
         with admin() as conn, conn.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {self.name}")
-            for user in (self.svc_user, self.writer_user):
+            for user in (self.svc_user, self.writer_user, *self.logins.values()):
                 cursor.execute(f"DROP USER IF EXISTS '{user}'@'{server['host']}'")
             if self._userstat_before is not None and self._userstat_before.upper() in ("OFF", "0"):
                 cursor.execute("SET GLOBAL userstat = 0")
 
     def read_counters(self, cursor) -> dict[str, Any]:
         """Both users' USER_STATISTICS rows and the global counters: exactly two statements."""
+        users = {"svc": self.svc_user, "wr": self.writer_user, **self.logins}
+        marks = ", ".join(["%s"] * len(users))
         cursor.execute(
-            f"SELECT USER, {', '.join(STAT_COLUMNS)} FROM INFORMATION_SCHEMA.USER_STATISTICS WHERE USER IN (%s, %s)",
-            (self.svc_user, self.writer_user),
+            f"SELECT USER, {', '.join(STAT_COLUMNS)} FROM INFORMATION_SCHEMA.USER_STATISTICS WHERE USER IN ({marks})",
+            tuple(users.values()),
         )
         by_user = {row[0]: dict(zip(STAT_COLUMNS, (float(v) for v in row[1:]))) for row in cursor.fetchall()}
         empty = dict.fromkeys(STAT_COLUMNS, 0.0)
         cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_select')")
         status = {name: int(value) for name, value in cursor.fetchall()}
-        return {"svc": by_user.get(self.svc_user, empty), "wr": by_user.get(self.writer_user, empty), "global": status}
+        counters: dict[str, Any] = {key: by_user.get(user, empty) for key, user in users.items()}
+        counters["global"] = status
+        return counters
 
     def populate(self, vms: int, active: int, *, disks: int = 2, cbt: int = 2, history: int = 1) -> list[str]:
         """``vms`` contexts named bench-vm-NNN; the first ``active`` have a replicating current job.

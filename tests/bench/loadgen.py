@@ -361,6 +361,7 @@ class GuiSpec:
     first_index: int
     vms: int
     period: float = 5.0
+    paths: tuple[str, ...] = ("list", "detail")  # what each GUI fetches every period, in order
     results: dict = field(default_factory=dict)
 
 
@@ -405,8 +406,10 @@ async def _gui_loop(conn, spec: GuiSpec) -> None:
                         return
                     except TimeoutError:
                         pass
-                await get("/api/v1/vm-contexts")
-                await get(f"/api/v1/vm-contexts/{vm}")
+                if "list" in spec.paths:
+                    await get("/api/v1/vm-contexts")
+                if "detail" in spec.paths:
+                    await get(f"/api/v1/vm-contexts/{vm}")
                 next_at += spec.period
 
         tasks = [asyncio.create_task(gui(spec.first_index + i)) for i in range(spec.count)]
