@@ -126,7 +126,10 @@ async def list_vm_contexts(request: web.Request) -> web.StreamResponse:
     answer = cache.listing(status, limit, offset)
     if answer is not None:
         return _live_response(request, answer)
-    read = read_list_document(request.app[store_key], request.app[builder_key], status, limit, offset)
+    store, builder = request.app[store_key], request.app[builder_key]
+    read = cache.shared_read(
+        ("list", status, limit, offset), lambda: read_list_document(store, builder, status, limit, offset)
+    )
     try:
         document = await _read(request, read)
     except _ReadFailed:
@@ -146,7 +149,8 @@ async def get_vm_context(request: web.Request) -> web.StreamResponse:
             request.app[metrics_key].rest_from_memory.inc()
             return not_found(vm_name)
         return _live_response(request, answer)
-    read = read_detail_document(request.app[store_key], request.app[builder_key], vm_name)
+    store, builder = request.app[store_key], request.app[builder_key]
+    read = cache.shared_read(("detail", vm_name), lambda: read_detail_document(store, builder, vm_name))
     try:
         document = await _read(request, read)
     except _ReadFailed:

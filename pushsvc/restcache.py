@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, TypeVar
 
 import orjson
 
@@ -49,6 +49,7 @@ from .hub import Hub, Topic
 from .protocol import DASHBOARD_TOPIC, RequestId, detail_topic, is_valid_topic
 
 ListItem = Callable[[dict[str, Any]], dict[str, Any]]
+T = TypeVar("T")
 
 # The list item shapes, by the name a request asks for (``""``: the seed's).
 # A variant is a projection of a dashboard entry; its name goes into the ETag.
@@ -166,6 +167,7 @@ class RestCache:
         self._positions: dict[str, str] = {}  # topic -> the position _details holds
         self._items: dict[str, dict[str, tuple[dict[str, Any], str, bytes]]] = {}  # variant -> name -> item
         self._lists: dict[str, _ListView] = {}  # variant -> view at the dashboard's position
+        self._reads: dict[Hashable, tuple[float, asyncio.Future[Any]]] = {}  # key -> (started, read in flight)
 
     @property
     def live_topics(self) -> int:
@@ -269,6 +271,36 @@ class RestCache:
         view = self._lists[variant] = _ListView(position, suffix, items)
         return view
 
+    # -- database reads -------------------------------------------------------------
+
+    def shared_read(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+        """``read()``, or the same read already in flight for ``key`` if it began within the bound.
+
+        When the poller falls behind (a slow database), every polling client
+        would otherwise read the database at once, and make it slower still;
+        requests for the same answer share one read instead. A shared read
+        began at most ``interval + margin`` ago, so the answer keeps the
+        freshness rule. A waiter that gives up (its own timeout) does not
+        cancel the read for the others.
+        """
+        if not self.enabled:
+            return read()  # answers from memory off: every request reads the database, as it always did
+        now = self._monotonic()
+        known = self._reads.get(key)
+        if known is not None and not known[1].done() and now - known[0] <= self.bound:
+            return asyncio.shield(known[1])
+        task = asyncio.ensure_future(read())
+        self._reads[key] = (now, task)
+
+        def forget(done: asyncio.Future[Any]) -> None:
+            if self._reads.get(key, (0.0, None))[1] is done:
+                del self._reads[key]
+            if not done.cancelled():
+                done.exception()  # retrieved: a failure is reported to the waiters, not as "never retrieved"
+
+        task.add_done_callback(forget)
+        return asyncio.shield(task)
+
     # -- leases -------------------------------------------------------------------
 
     def keep_live(self, name: str) -> None:
@@ -313,5 +345,7 @@ class RestCache:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        for _, read in self._reads.values():
+            read.cancel()
         for name in list(self._leases):
             self._release(name)

@@ -218,3 +218,59 @@ def test_the_seed_list_item_is_the_context_part_of_a_dashboard_entry():
     full = dict.fromkeys(CONTEXT_KEYS) | context
     assert list_item({**full, "current_job": {"id": "j"}}) == full
     assert list(list_item({**full, "current_job": None})) == list(full)
+
+
+async def test_database_reads_for_one_answer_are_shared_within_the_bound(wired):
+    broker, hub, cache, clock = wired
+    started: list[str] = []
+    gate = asyncio.Event()
+
+    async def read(name: str) -> str:
+        started.append(name)
+        await gate.wait()
+        return name
+
+    first = asyncio.ensure_future(cache.shared_read("k", lambda: read("first")))
+    second = asyncio.ensure_future(cache.shared_read("k", lambda: read("second")))
+    other = asyncio.ensure_future(cache.shared_read("other", lambda: read("other")))
+    await asyncio.sleep(0)
+    second.cancel()  # a waiter giving up does not cancel the read for the others
+    gate.set()
+    assert await first == "first" and await other == "other" and started == ["first", "other"]
+    assert await cache.shared_read("k", lambda: read("third")) == "third"  # none in flight: a new read
+
+
+async def test_a_shared_read_older_than_the_bound_is_not_joined():
+    broker = LocalBroker("e1")
+    hub = Hub(broker, history_size=8)
+    ticks = iter([0.0, 2.0])
+    cache = RestCache(hub, interval=1.0, margin=0.5, ttl=60, monotonic=lambda: next(ticks))
+    gate = asyncio.Event()
+    started: list[int] = []
+
+    async def read(n: int) -> int:
+        started.append(n)
+        await gate.wait()
+        return n
+
+    first = cache.shared_read("k", lambda: read(1))
+    second = cache.shared_read("k", lambda: read(2))  # 2 s later: past interval + margin
+    gate.set()
+    assert (await first, await second) == (1, 2)
+    cache.close()
+
+
+async def test_reads_are_not_shared_when_answers_from_memory_are_off():
+    broker = LocalBroker("e1")
+    cache = RestCache(Hub(broker, history_size=8), interval=1.0, margin=0.5, ttl=0)
+    started: list[int] = []
+
+    async def read(n: int) -> int:
+        started.append(n)
+        await asyncio.sleep(0)
+        return n
+
+    assert await asyncio.gather(cache.shared_read("k", lambda: read(1)), cache.shared_read("k", lambda: read(2))) == [
+        1,
+        2,
+    ]
