@@ -2,8 +2,9 @@
 
 Handlers are thin: parse and validate the request, then answer from memory
 when the topic behind it is live (``restcache``: the poller confirmed its
-document within ``poller.interval + rest.freshness_margin``), else read one
-document through ``reads`` and keep that topic live for ``rest.live_ttl``;
+document within ``poller.interval + rest.freshness_margin``; a topic that is
+only late waits for the next tick), else read one document through ``reads``
+(identical reads in flight shared) and keep that topic live for ``rest.live_ttl``;
 domain outcomes map to the seed's bodies. A live answer's ``ETag`` is its
 stream position (``"<epoch>:<seq>"``), so ``If-None-Match`` is answered
 before any body is built; a database read's ``ETag`` is that position too
@@ -124,6 +125,8 @@ async def list_vm_contexts(request: web.Request) -> web.StreamResponse:
         return error_response(400, str(exc))
     cache = request.app[rest_cache_key]
     answer = cache.listing(status, limit, offset)
+    if answer is None and await cache.wait_live(DASHBOARD_TOPIC):
+        answer = cache.listing(status, limit, offset)
     if answer is not None:
         return _live_response(request, answer)
     store, builder = request.app[store_key], request.app[builder_key]
@@ -144,6 +147,8 @@ async def get_vm_context(request: web.Request) -> web.StreamResponse:
     vm_name = request.match_info["vm_name"]
     cache = request.app[rest_cache_key]
     answer = cache.detail(vm_name)
+    if answer is None and await cache.wait_live(detail_topic(vm_name)):
+        answer = cache.detail(vm_name)
     if answer is not None:
         if not answer.found:
             request.app[metrics_key].rest_from_memory.inc()

@@ -21,6 +21,7 @@ answers from the documents only while that confirmation is recent
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import time
 from collections.abc import Iterable
@@ -74,6 +75,7 @@ class Hub:
         # The latest completed read, and time.monotonic() when it arrived; None while the database is not ok.
         self.tick: Tick | None = None
         self.tick_received = 0.0
+        self._next_tick: asyncio.Future[None] | None = None  # for next_tick(), made when first awaited
 
     @property
     def epoch(self) -> str:
@@ -193,11 +195,24 @@ class Hub:
         self._status = None if status.ok else data
         if not status.ok:
             self.tick = None  # nothing is confirmed until a read succeeds again
+            self._wake_tick_waiters()
         self.broadcast(data)
 
     def on_tick(self, tick: Tick) -> None:
         """Every materialised document was compared with the database at ``tick.read_at``."""
         self.tick, self.tick_received = tick, time.monotonic()
+        self._wake_tick_waiters()
+
+    async def next_tick(self) -> None:
+        """Return at the next tick, or when the database is reported unavailable (``tick`` is then None)."""
+        if self._next_tick is None:
+            self._next_tick = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._next_tick)
+
+    def _wake_tick_waiters(self) -> None:
+        waiters, self._next_tick = self._next_tick, None
+        if waiters is not None and not waiters.done():
+            waiters.set_result(None)
 
     def broadcast(self, data: bytes, sessions: Iterable[Subscriber] | None = None) -> None:
         """Send one encoded control message to every registered session."""

@@ -196,6 +196,30 @@ class RestCache:
         self.keep_live(DASHBOARD_TOPIC)
         return self._list_view(topic, variant).page(status, limit, offset)
 
+    async def wait_live(self, name: str) -> bool:
+        """Wait for the poller's next read when ``name`` was live and is only late; True once live again.
+
+        A topic whose confirmation is older than the bound while the database
+        is not reported down is usually one tick away from live (a slow read,
+        a busy machine). Waiting for that tick, at most ``interval + margin``,
+        keeps every polling client off the database exactly when it is slow;
+        a topic never materialised, or a database reported unavailable, is
+        not waited for (False at once: read the database).
+        """
+        hub = self._hub
+        topic = hub.topics.get(name)
+        if not self.enabled or topic is None or not topic.materialised or self._live(name) is not None:
+            return False
+        try:
+            async with asyncio.timeout(self.bound):
+                while hub.tick is not None:
+                    await hub.next_tick()
+                    if self._live(name) is not None:
+                        return True
+        except TimeoutError:
+            pass
+        return False
+
     def position_of(self, body: bytes, vm_name: str | None = None, **list_query: Any) -> str | None:
         """The position ETag for a body read from the database, if the live document holds these bytes.
 

@@ -425,3 +425,23 @@ async def test_no_statements_from_rest_for_topics_a_viewer_keeps_live(
     for _ in range(20):
         assert from_memory(app, (await fetch(client, vm_path("pgtest1"), auth_headers))[1])
     assert statements() == before
+
+
+async def test_a_late_tick_is_waited_for_not_read_around(seeded, service_login, aiohttp_client, auth_headers):
+    """Past the bound but with the database up, 30 clients wait for the poller's next read and get
+    their answers from memory: the only statements are that read's."""
+    url, statements = service_login
+    app = create_app(live_config(url, margin=0.05), run_poller=False)
+    client = await aiohttp_client(app)
+    poller = app[poller_key]
+    await warm(app, client, [vm_path("pgtest1")], auth_headers)
+    await asyncio.sleep(app[rest_cache_key].bound)  # late: the bound is what is tested
+    before = statements()
+    polls = [asyncio.ensure_future(fetch(client, vm_path("pgtest1"), auth_headers)) for _ in range(30)]
+    async with asyncio.timeout(5):
+        while app[hub_key]._next_tick is None:
+            await asyncio.sleep(0)  # until the first of them waits for the tick (then it is not live)
+    await poller.poll_once()
+    answers = await asyncio.gather(*polls)
+    assert all(status == 200 and from_memory(app, etag) for status, etag, _ in answers)
+    assert statements() - before == 5  # the tick's read, nothing else

@@ -274,3 +274,47 @@ async def test_reads_are_not_shared_when_answers_from_memory_are_off():
         1,
         2,
     ]
+
+
+async def test_a_late_topic_waits_for_the_next_tick_instead_of_the_database(wired):
+    broker, hub, cache, clock = wired
+    assert not await cache.wait_live(DETAIL)  # never materialised: read the database at once
+    cache.keep_live(DETAIL)
+    broker.publish_snapshot(DETAIL, {"n": 1})
+    tick(broker, clock)
+    assert not await cache.wait_live(DETAIL)  # live already: nothing to wait for
+    clock.now = NOW + 2.0  # late
+    waiting = asyncio.ensure_future(cache.wait_live(DETAIL))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    tick(broker, clock)
+    assert await waiting and cache.detail("pg1") is not None
+
+
+async def test_no_waiting_once_the_database_is_reported_down(wired):
+    broker, hub, cache, clock = wired
+    cache.keep_live(DETAIL)
+    broker.publish_snapshot(DETAIL, {"n": 1})
+    tick(broker, clock)
+    clock.now = NOW + 2.0
+    waiting = asyncio.ensure_future(cache.wait_live(DETAIL))
+    await asyncio.sleep(0)
+    broker.publish_status(DatabaseStatus(DATABASE_UNAVAILABLE, "2025-09-09T12:00:00Z"))
+    assert not await waiting
+    assert not await cache.wait_live(DETAIL)  # and no wait at all while it is down
+
+
+async def test_waiting_ends_after_interval_plus_margin():
+    broker = LocalBroker("e1")
+    hub = Hub(broker, history_size=8)
+    await broker.open(hub, lambda: None)
+    clock = Clock()
+    cache = RestCache(hub, interval=0.05, margin=0.05, ttl=60.0, clock=clock)
+    cache.keep_live(DETAIL)
+    broker.publish_snapshot(DETAIL, {"n": 1})
+    broker.publish_tick(Tick(clock.now, 0))
+    clock.now = NOW + 1.0
+    started = asyncio.get_running_loop().time()
+    assert not await cache.wait_live(DETAIL)
+    assert asyncio.get_running_loop().time() - started >= 0.09
+    cache.close()
