@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -46,6 +48,7 @@ class Metrics:
         self.resyncs = Counter("pushsvc_resyncs", "Slow-client queues replaced by a fresh snapshot", registry=registry)
         self.slow_closes = Counter("pushsvc_slow_closes", "Sockets closed with 1013 (too slow)", registry=registry)
         self.http_requests = Counter("pushsvc_http_requests", "REST requests by status", ["status"], registry=registry)
+        self._http_by_status: dict[int, Any] = {}  # status -> its child counter: labels() costs more than inc()
         # Change source (pushsvc/binlog): which one is in use, and how the binlog keeps up.
         self.change_source = Gauge(
             "pushsvc_change_source", "1 for the change source in use (poll or binlog)", ["source"], registry=registry
@@ -66,6 +69,13 @@ class Metrics:
         self.binlog_fallbacks = Counter(
             "pushsvc_binlog_fallbacks", "Times the binlog stream was lost and polling took over", registry=registry
         )
+
+    def count_http(self, status: int) -> None:
+        """One more HTTP answer with ``status``."""
+        child = self._http_by_status.get(status)
+        if child is None:
+            child = self._http_by_status[status] = self.http_requests.labels(str(status))
+        child.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

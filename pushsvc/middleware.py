@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import uuid
+import os
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -35,7 +35,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     A client's ``X-Request-ID`` is echoed only when it is short and of a safe
     charset (``logsafe.safe_request_id``); otherwise the server makes one.
     """
-    request_id = safe_request_id(request.headers.get("X-Request-ID")) or uuid.uuid4().hex[:16]
+    # 16 random hex digits, as uuid4().hex[:16] gave, at a quarter of its cost (every REST answer pays it).
+    request_id = safe_request_id(request.headers.get("X-Request-ID")) or os.urandom(8).hex()
     request[request_id_key] = request_id
     try:
         response = await handler(request)
@@ -60,7 +61,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             response = retrieve_failed()
     if not response.prepared:
         response.headers["X-Request-ID"] = request_id
-    request.app[metrics_key].http_requests.labels(str(response.status)).inc()
+    request.app[metrics_key].count_http(response.status)
     return response
 
 
