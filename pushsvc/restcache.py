@@ -5,8 +5,11 @@ A REST request names a topic: ``vm-context/<name>`` for the detail,
 the hub, and confirmed by a completed poller read (``hub.tick``) that began
 no more than ``poller.interval + rest.freshness_margin`` ago - the answer
 comes from here: a dictionary lookup and, at most once per change of the
-topic, one encoding. Otherwise (``None``) the edge reads the database as
-before and calls :meth:`RestCache.keep_live`: the topic is then watched for
+topic, one encoding. A topic that was live and is only late waits for the
+poller's next read (:meth:`RestCache.wait_live`) rather than read around it.
+Otherwise (``None``) the edge reads the database as before (identical reads
+in flight shared: :meth:`RestCache.shared_read`) and calls
+:meth:`RestCache.keep_live`: the topic is then watched for
 ``rest.live_ttl`` seconds, through the hub and so the broker, exactly like a
 WebSocket subscriber's interest (one more subscriber, which drops nothing
 and is never sent anything), and every request for it renews that lease.
