@@ -10,50 +10,51 @@ import asyncio
 import logging
 import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 
 from . import api, ws
-from .auth import TokenError, TokenVerifier
-from .config import Config, data_dir
+from .accesslog import AccessLogger
+from .auth import TokenVerifier
+from .broker import LocalBroker
+from .config import Config, default_database_url
 from .documents import DocumentBuilder
-from .errors import error_response, retrieve_failed, unauthorized
+from .errors import error_response
+from .headers import add_security_headers
 from .hub import Hub
 from .keys import (
+    broker_key,
     builder_key,
-    claims_key,
     config_key,
     hub_key,
     metrics_key,
     poller_key,
-    request_id_key,
+    read_outage_key,
     sockets_key,
     store_key,
     verifier_key,
     zone_key,
 )
 from .metrics import Metrics
+from .middleware import auth_middleware, error_middleware
+from .outage import OutageLog
 from .poller import Poller
-from .session import CLOSE_GOING_AWAY
+from .protocol import GOING_AWAY
 from .store import Store, open_store
+from .tasks import cancel_and_wait
 from .timefmt import resolve_zone
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-PROTECTED_PREFIX = "/api/v1/vm-contexts"
-REDACTED_QUERY_KEYS = ws.URL_TOKEN_PARAMS
+# The GUI is package data, so a wheel install serves it too. pushsvc/_static is
+# a symlink to the checkout's static/ (the one source); a wheel build copies
+# the files in its place (pyproject.toml, package-data).
+STATIC_DIR = Path(str(resources.files(__package__).joinpath("_static")))
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def default_database_url() -> str:
-    """The embedded SQLite file used when ``database.url`` is empty."""
-    return f"sqlite://{data_dir() / 'pushsvc.db'}"
 
 
 def create_app(config: Config, *, store: Store | None = None, run_poller: bool = True) -> web.Application:
@@ -61,15 +62,16 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     app = web.Application(
         middlewares=[error_middleware, auth_middleware],
         client_max_size=64 * 1024,
-        handler_args={"access_log_class": AccessLogger},
+        handler_args={"access_log_class": AccessLogger, "keepalive_timeout": config.server.keepalive_timeout},
     )
     zone = resolve_zone(config.database.timezone)
     metrics = Metrics()
     store = store or open_store(config.database, default_database_url())
     builder = DocumentBuilder(zone)
-    hub = Hub(epoch=f"{int(time.time()):x}-{secrets.token_hex(4)}", history_size=config.websocket.history_size)
-    poller = Poller(store, builder, hub, config.poller, metrics)
-    hub.wake = poller.wake
+    # The live path, one way: store -> poller -> broker -> hub -> session -> socket.
+    broker = LocalBroker(epoch=f"{int(time.time()):x}-{secrets.token_hex(4)}")
+    hub = Hub(broker, history_size=config.websocket.history_size)
+    poller = Poller(store, builder, broker, config.poller, metrics)
     metrics.subscriptions.set_function(lambda: hub.subscription_count)
     metrics.topics.set_function(lambda: len(hub.topics))
 
@@ -79,14 +81,18 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     app[store_key] = store
     app[builder_key] = builder
     app[verifier_key] = TokenVerifier(config.auth)
+    app[broker_key] = broker
     app[hub_key] = hub
     app[poller_key] = poller
     app[sockets_key] = set()
+    app[read_outage_key] = OutageLog(api.log, "REST database reads")
 
     app.cleanup_ctx.append(store_context)
+    app.cleanup_ctx.append(broker_context)
     if run_poller:
         app.cleanup_ctx.append(poller_context)
     app.on_shutdown.append(close_sockets)
+    app.on_response_prepare.append(add_security_headers)
 
     app.router.add_get("/api/v1/vm-contexts", api.list_vm_contexts)
     app.router.add_get("/api/v1/vm-contexts/{vm_name}", api.get_vm_context)
@@ -120,83 +126,24 @@ async def store_context(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
+async def broker_context(app: web.Application) -> AsyncIterator[None]:
+    """The broker delivers to the hub and wakes the poller when a topic gains its first watcher."""
+    broker = app[broker_key]
+    await broker.open(app[hub_key], app[poller_key].wake)
+    yield
+    await broker.close()
+
+
 async def poller_context(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(app[poller_key].run(), name="poller")
     yield
-    # Cancel until it is done: a cancellation that lands as an awaited call
-    # completes can be lost, and shutdown must not hang on it.
-    for _ in range(5):
-        task.cancel()
-        done, _ = await asyncio.wait({task}, timeout=2)
-        if done:
-            break
-    else:
-        log.error("the poller did not stop")
-    if task.done() and not task.cancelled() and task.exception() is not None:
-        log.error("the poller had failed: %r", task.exception())
+    await cancel_and_wait(task)  # logs a poller that had failed or would not stop
 
 
 async def close_sockets(app: web.Application) -> None:
     """Shutdown: every socket gets 1001 before the poller and the store stop."""
     sessions = list(app[sockets_key])
     for session in sessions:
-        session.close(CLOSE_GOING_AWAY, "server shutting down")
+        session.close(GOING_AWAY)
     await asyncio.gather(*(session.closed() for session in sessions), return_exceptions=True)
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Unexpected errors become the seed's 500 body, logged once with a request id."""
-    request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex[:16]
-    request[request_id_key] = request_id
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        if exc.status >= 400 and request.path.startswith("/api/"):
-            response = error_response(exc.status, exc.reason)
-        else:
-            raise
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("unhandled error in %s %s [request %s]", request.method, request.path, request_id)
-        response = retrieve_failed()
-    if not response.prepared:
-        response.headers["X-Request-ID"] = request_id
-    request.app[metrics_key].http_requests.labels(str(response.status)).inc()
-    return response
-
-
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bearer JWT on the REST endpoints (the WebSocket authenticates itself)."""
-    if request.path == PROTECTED_PREFIX or request.path.startswith(PROTECTED_PREFIX + "/"):
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return unauthorized()
-        try:
-            request[claims_key] = request.app[verifier_key].verify(token.strip())
-        except TokenError:
-            return unauthorized()
-    return await handler(request)
-
-
-class AccessLogger(AbstractAccessLogger):
-    """One line per request: never headers (the token), token-like query values redacted."""
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        query = "&".join(
-            f"{key}={'<redacted>' if key.lower() in REDACTED_QUERY_KEYS else value}"
-            for key, value in request.query.items()
-        )
-        target = request.path + (f"?{query}" if query else "")
-        self.logger.info(
-            '%s "%s %s" %s %s %.1fms [request %s]',
-            request.remote,
-            request.method,
-            target,
-            response.status,
-            response.body_length,
-            time * 1000,
-            request.get(request_id_key, "-"),
-        )
+    log.info("closed %d WebSocket sessions (1001)", len(sessions))

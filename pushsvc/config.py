@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import urllib.parse
 import zoneinfo
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ import yaml
 
 ENV_PREFIX = "PUSHSVC_"
 SUPPORTED_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
-SECRET_KEYS = {"auth.secret"}
+SECRET_KEYS = {"auth.secret", "database.url"}  # values never shown in an error (a URL may hold a password)
 
 
 class ConfigError(Exception):
@@ -33,6 +34,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8082
     shutdown_timeout: float = 5.0
+    keepalive_timeout: float = 5.0
     access_log: bool = True
     log_level: str = "INFO"
     static_dir: str = ""
@@ -59,10 +61,16 @@ class AuthConfig:
     leeway: float = 10.0
 
 
+CHANGE_SOURCES = ("poll", "binlog")
+# With source binlog, interval is the safety-net full read: this, unless set explicitly.
+BINLOG_SAFETY_INTERVAL = 10.0
+
+
 @dataclass(frozen=True)
 class PollerConfig:
     interval: float = 1.0
     backoff_max: float = 10.0
+    source: str = "poll"
 
 
 @dataclass(frozen=True)
@@ -81,12 +89,18 @@ class WebSocketConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    require_auth: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     poller: PollerConfig = field(default_factory=PollerConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def replace(self, section: str, **values: Any) -> Config:
         """A copy with some keys of one section changed (tests, --demo)."""
@@ -98,6 +112,11 @@ def data_dir() -> Path:
     """Where pushsvc keeps its own files (embedded database, generated secret)."""
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
     return Path(base) / "pushsvc"
+
+
+def default_database_url() -> str:
+    """The embedded SQLite file used when ``database.url`` is empty."""
+    return f"sqlite://{data_dir() / 'pushsvc.db'}"
 
 
 def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -112,14 +131,77 @@ def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str
         try:
             raw = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+            raise ConfigError(f"config file {path} is not valid YAML: {describe_yaml_error(exc, text)}") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"config file {path} must hold a mapping of sections")
     return build_config(raw, environ)
 
 
+_YAML_KEY_LINE = re.compile(r"( *)([A-Za-z_][A-Za-z0-9_]*)[ \t]*:(?:[ \t]|$)")
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_YAML_INDICATORS = set(",[]{}:-?#&*!|>%@`")
+
+
+def describe_yaml_error(exc: yaml.YAMLError, text: str) -> str:
+    """Where a YAML error is and what kind it is, quoting nothing from the file.
+
+    PyYAML's own message prints the offending line, which may be
+    ``secret: "...``; here the file's text appears only as a known key name
+    (``auth.secret``), and quoted fragments in PyYAML's wording become ``'…'``.
+    """
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return type(exc).__name__
+    problem, context = exc.problem_mark, exc.context_mark
+    mark = context if context is not None and context.line <= problem.line else problem
+    where = f"line {mark.line + 1}, column {mark.column + 1}"
+    key = _known_key_at(text, mark.line)
+    if key:
+        where += f" ({key})"
+    what = ", ".join(_unquote(part) for part in (exc.context, exc.problem) if part)
+    if mark is not problem:
+        what += f" (at line {problem.line + 1})"
+    return f"{where}: {what or type(exc).__name__}"
+
+
+def _unquote(message: str) -> str:
+    def keep(match: re.Match[str]) -> str:
+        inner = match.group(0)[1:-1]
+        token = inner.startswith("<") and inner.endswith(">") and inner[1:-1].replace(" ", "").isalpha()
+        return match.group(0) if token or inner in _YAML_INDICATORS else "'…'"
+
+    return _QUOTED.sub(keep, message)
+
+
+def _known_key_at(text: str, line: int) -> str:
+    """The configuration key (``section`` or ``section.key``) a YAML line belongs to, if it is a known one."""
+    stack: list[tuple[int, str]] = []
+    for raw in text.splitlines()[: line + 1]:
+        match = _YAML_KEY_LINE.match(raw)
+        if match is None:
+            continue
+        indent = len(match.group(1))
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, match.group(2)))
+    dotted = ".".join(name for _, name in stack)
+    return dotted if dotted in _known_keys() else ""
+
+
+def _known_keys() -> set[str]:
+    keys = set()
+    defaults = Config()
+    for section in dataclasses.fields(defaults):
+        keys.add(section.name)
+        keys.update(f"{section.name}.{key.name}" for key in dataclasses.fields(getattr(defaults, section.name)))
+    return keys
+
+
 def build_config(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
     sections: dict[str, Any] = {}
+    known_sections = {section.name for section in dataclasses.fields(Config)}
+    for name in raw:
+        if name not in known_sections:
+            raise ConfigError(f"{name}: unknown section (expected one of {', '.join(sorted(known_sections))})")
     for section_field in dataclasses.fields(Config):
         name = section_field.name
         section_cls = section_field.default_factory  # type: ignore[misc]
@@ -143,9 +225,11 @@ def build_config(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
             suffix = unknown[len(ENV_PREFIX + name) + 1 :].lower()
             if suffix not in known:
                 raise ConfigError(f"{unknown}: unknown setting ({name}.{suffix})")
+        if name == "poller" and values.get("source") == "binlog" and "interval" not in values:
+            values["interval"] = BINLOG_SAFETY_INTERVAL
         sections[name] = section_cls(**values)
     config = Config(**sections)
-    _validate(config)
+    validate(config)
     return config
 
 
@@ -184,12 +268,15 @@ def _coerce(key: str, value: Any, default: Any, *, from_env: bool) -> Any:
         raise ConfigError(f"{key}: expected {wanted}, got {shown}") from None
 
 
-def _validate(config: Config) -> None:
+def validate(config: Config) -> None:
+    """Raise ConfigError naming the first bad key (run again after command-line overrides)."""
     server, db, auth, poller, ws = config.server, config.database, config.auth, config.poller, config.websocket
     if not 1 <= server.port <= 65535:
         raise ConfigError(f"server.port: must be 1-65535, got {server.port}")
     if not server.host:
         raise ConfigError("server.host: must not be empty")
+    _positive("server.shutdown_timeout", server.shutdown_timeout)
+    _positive("server.keepalive_timeout", server.keepalive_timeout)
     if server.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"server.log_level: must be DEBUG, INFO, WARNING or ERROR, got {server.log_level!r}")
     if db.url:
@@ -211,6 +298,8 @@ def _validate(config: Config) -> None:
     if poller.interval < 0.1:
         raise ConfigError(f"poller.interval: must be at least 0.1 seconds, got {poller.interval}")
     _positive("poller.backoff_max", poller.backoff_max)
+    if poller.source not in CHANGE_SOURCES:
+        raise ConfigError(f"poller.source: must be poll or binlog, got {poller.source!r}")
     for key in ("auth_timeout", "heartbeat", "rate_limit", "slow_close_after"):
         _positive(f"websocket.{key}", getattr(ws, key))
     for key in (
@@ -244,6 +333,14 @@ class DatabaseURL:
     password: str = ""
     database: str = ""
     path: str = ""
+
+    def redacted(self) -> str:
+        """The URL as a log may show it: the password replaced by ``***``."""
+        if self.engine == "sqlite":
+            return f"sqlite://{self.path}"
+        user = urllib.parse.quote(self.user, safe="") + (":***" if self.password else "")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"mysql://{user}{'@' if user else ''}{host}:{self.port}/{urllib.parse.quote(self.database, safe='')}"
 
     def server_args(self) -> dict[str, Any]:
         """``host``, ``port``, ``user``, ``password``: the connect arguments of a MySQL URL."""

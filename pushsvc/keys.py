@@ -7,10 +7,12 @@ import datetime as dt
 from aiohttp import web
 
 from .auth import Claims, TokenVerifier
+from .broker import Broker
 from .config import Config
 from .documents import DocumentBuilder
 from .hub import Hub
 from .metrics import Metrics
+from .outage import OutageLog
 from .poller import Poller
 from .session import Session
 from .store import Store
@@ -21,8 +23,10 @@ store_key = web.AppKey("store", Store)
 builder_key = web.AppKey("builder", DocumentBuilder)
 verifier_key = web.AppKey("verifier", TokenVerifier)
 metrics_key = web.AppKey("metrics", Metrics)
+broker_key = web.AppKey("broker", Broker)
 hub_key = web.AppKey("hub", Hub)
 poller_key = web.AppKey("poller", Poller)
 sockets_key = web.AppKey("sockets", set[Session])
+read_outage_key = web.AppKey("read_outage", OutageLog)
 request_id_key = web.RequestKey("request_id", str)
 claims_key = web.RequestKey("claims", Claims)
