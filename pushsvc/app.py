@@ -92,6 +92,7 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     if run_poller:
         app.cleanup_ctx.append(poller_context)
     app.on_shutdown.append(close_sockets)
+    app.on_cleanup.append(close_verifier)
     app.on_response_prepare.append(add_security_headers)
 
     app.router.add_get("/api/v1/vm-contexts", api.list_vm_contexts)
@@ -138,6 +139,11 @@ async def poller_context(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(app[poller_key].run(), name="poller")
     yield
     await cancel_and_wait(task)  # logs a poller that had failed or would not stop
+
+
+async def close_verifier(app: web.Application) -> None:
+    """The JWKS client's HTTP session, if any."""
+    await app[verifier_key].close()
 
 
 async def close_sockets(app: web.Application) -> None:

@@ -59,6 +59,10 @@ class AuthConfig:
     issuer: str = ""
     audience: str = ""
     leeway: float = 10.0
+    jwks_url: str = ""
+    jwks_timeout: float = 3.0
+    jwks_max_age: float = 300.0
+    jwks_min_refetch_interval: float = 30.0
 
 
 CHANGE_SOURCES = ("poll", "binlog")
@@ -291,8 +295,17 @@ def validate(config: Config) -> None:
     _positive("database.query_timeout", db.query_timeout)
     if auth.algorithm not in SUPPORTED_ALGORITHMS:
         raise ConfigError(f"auth.algorithm: must be one of {', '.join(SUPPORTED_ALGORITHMS)}, got {auth.algorithm!r}")
-    if not auth.algorithm.startswith("HS") and not auth.public_key_file:
-        raise ConfigError(f"auth.public_key_file: required for {auth.algorithm}")
+    if auth.jwks_url:
+        if auth.algorithm.startswith("HS"):
+            raise ConfigError(
+                f"auth.algorithm: {auth.algorithm} cannot be used with auth.jwks_url (use RS256 or ES256)"
+            )
+        if urllib.parse.urlsplit(auth.jwks_url).scheme not in ("http", "https"):
+            raise ConfigError("auth.jwks_url: must be an http:// or https:// URL")
+        for key in ("jwks_timeout", "jwks_max_age", "jwks_min_refetch_interval"):
+            _positive(f"auth.{key}", getattr(auth, key))
+    elif not auth.algorithm.startswith("HS") and not auth.public_key_file:
+        raise ConfigError(f"auth.public_key_file: required for {auth.algorithm} (or set auth.jwks_url)")
     if auth.leeway < 0:
         raise ConfigError("auth.leeway: must not be negative")
     if poller.interval < 0.1:
