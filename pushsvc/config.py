@@ -21,7 +21,8 @@ import yaml
 
 ENV_PREFIX = "PUSHSVC_"
 SUPPORTED_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
-SECRET_KEYS = {"auth.secret"}
+SECRET_KEYS = {"auth.secret", "broker.url"}
+BROKER_SCHEMES = ("redis", "rediss")
 
 
 class ConfigError(Exception):
@@ -81,12 +82,23 @@ class WebSocketConfig:
 
 
 @dataclass(frozen=True)
+class BrokerConfig:
+    """Clustering. An empty ``url`` keeps the in-process broker (one instance, the default)."""
+
+    # redis://[:password@]host:port/db or rediss:// (TLS); may hold a password, so it is kept out of repr().
+    url: str = field(default="", repr=False)
+    namespace: str = "pushsvc"  # prefix of every Redis key and channel: two clusters can share one Redis
+    lease_ttl: float = 3.0  # seconds a dead leader keeps the lease; failover takes at most this plus one interval
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     poller: PollerConfig = field(default_factory=PollerConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
 
     def replace(self, section: str, **values: Any) -> Config:
         """A copy with some keys of one section changed (tests, --demo)."""
@@ -222,12 +234,44 @@ def _validate(config: Config) -> None:
         "history_size",
     ):
         _positive(f"websocket.{key}", getattr(ws, key))
+    _validate_broker(config.broker, poller)
     for origin in ws.allowed_origins:
         parsed = urllib.parse.urlsplit(origin)
         if origin != "*" and (
             parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path not in ("", "/")
         ):
             raise ConfigError(f"websocket.allowed_origins: {origin!r} is not an origin like https://host:port")
+
+
+def _validate_broker(broker: BrokerConfig, poller: PollerConfig) -> None:
+    if broker.url:
+        parsed = urllib.parse.urlsplit(broker.url)
+        try:
+            parsed.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ConfigError(f"broker.url: invalid port in {redact_url(broker.url)}") from None
+        if parsed.scheme not in BROKER_SCHEMES or not parsed.hostname:
+            shown = redact_url(broker.url)
+            raise ConfigError(f"broker.url: expected redis://host:port/db or rediss://..., got {shown}")
+        database = parsed.path.lstrip("/")
+        if database and not database.isdigit():
+            raise ConfigError(f"broker.url: the database must be a number, got {redact_url(broker.url)}")
+    if not broker.namespace or not all(ch.isalnum() or ch in "_-.:" for ch in broker.namespace):
+        raise ConfigError(f"broker.namespace: letters, digits and _-.: only, got {broker.namespace!r}")
+    if broker.lease_ttl < 2 * poller.interval or broker.lease_ttl < 0.5:
+        raise ConfigError(
+            f"broker.lease_ttl: must be at least 0.5 seconds and twice poller.interval, got {broker.lease_ttl}"
+        )
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for logs and messages)."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.password is None:
+        return url
+    user = parsed.username or ""
+    host = parsed.netloc.rsplit("@", 1)[1]
+    return urllib.parse.urlunsplit(parsed._replace(netloc=f"{user}:***@{host}"))
 
 
 def _positive(key: str, value: float) -> None:
