@@ -13,6 +13,7 @@ character, and the delta frame follows verbatim so it is never re-encoded):
 - ``R <seq> <len> <topic>``: the topic (re)starts at ``seq`` with the stored document.
 - ``S <status frame>``: the retained database status changed (empty: database ok again).
 - ``W <topic>``: an instance wants a topic now (the leader polls early).
+- ``H``: the leader released its lease (a graceful stop): followers try to take it now.
 
 Why pub/sub rather than XREAD BLOCK on every watched stream: one blocking
 XREAD per instance must name all its topics' streams on every call and be
@@ -28,13 +29,13 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-DELTA, RESET, STATUS, WAKE = b"D", b"R", b"S", b"W"
+DELTA, RESET, STATUS, WAKE, HANDOVER = b"D", b"R", b"S", b"W", b"H"
 POLL_TIMEOUT = 1.0  # seconds one read of the subscription waits before it checks the connection
 
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    kind: bytes  # DELTA, RESET, STATUS or WAKE
+    kind: bytes  # DELTA, RESET, STATUS, WAKE or HANDOVER
     topic: str = ""
     seq: int = 0
     data: bytes = b""
@@ -55,6 +56,8 @@ def parse_notice(raw: bytes) -> Notice | None:
             return Notice(STATUS, data=raw[2:])
         if kind == WAKE:
             return Notice(WAKE, topic=raw[2:].decode())
+        if raw == HANDOVER:
+            return Notice(HANDOVER)
     except (ValueError, UnicodeDecodeError):
         return None
     return None

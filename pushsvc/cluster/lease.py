@@ -8,8 +8,8 @@ Contending for ``GET_LOCK`` would also make every follower send statements
 to the database, and the followers must send none (docs/decisions.md).
 
 ``hold`` both takes a free lease and renews one we hold (one round trip);
-``release`` gives it up at once on a graceful stop, so a follower takes over
-within one of its own attempts instead of a whole TTL.
+``release`` gives it up at once on a graceful stop and says so on the
+channel, so a follower takes over at once instead of after a whole TTL.
 """
 
 from __future__ import annotations
@@ -30,15 +30,18 @@ return 0
 
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', ARGV[2], 'H')
+  return 1
 end
 return 0
 """
 
 
 class Lease:
-    def __init__(self, redis: aioredis.Redis, key: str, holder: str, ttl: float) -> None:
+    def __init__(self, redis: aioredis.Redis, key: str, holder: str, ttl: float, channel: str = "") -> None:
         self.key = key
+        self.channel = channel  # where a release is announced (``feed``'s HANDOVER), so followers try at once
         self.holder = holder
         self.ttl_ms = max(1, round(ttl * 1000))
         self._redis = redis
@@ -51,7 +54,7 @@ class Lease:
 
     async def release(self) -> bool:
         """Give the lease up if it is ours (a graceful stop hands over at once)."""
-        return bool(await self._release(keys=[self.key], args=[self.holder]))
+        return bool(await self._release(keys=[self.key], args=[self.holder, self.channel]))
 
     async def current_holder(self) -> str | None:
         value = await self._redis.get(self.key)

@@ -51,15 +51,18 @@ redis.call('PUBLISH', ARGV[7], 'D ' .. ARGV[3] .. ' ' .. string.format('%d', #AR
 return 1
 """
 
-# KEYS: leader, epoch, doc, log, seqfloor. ARGV: holder, epoch, document, channel, topic. Returns the new seq.
+# KEYS: leader, epoch, doc, log, seqfloor. ARGV: holder, epoch, seq, document, channel, topic.
+# The leader picks the seq (its mirror of seqfloor, so it can fan out before Redis answers); it must not be
+# below seqfloor, which would let an old `since` match the new history.
 _RESET = f"""
 {_FENCE}
-local seq = string.format('%d', tonumber(redis.call('GET', KEYS[5]) or '0'))
+local seq = tonumber(ARGV[3])
+if seq < tonumber(redis.call('GET', KEYS[5]) or '0') then return -3 end
 redis.call('DEL', KEYS[4])
-redis.call('HSET', KEYS[3], 'seq', seq, 'doc', ARGV[3])
-redis.call('SET', KEYS[5], string.format('%d', tonumber(seq) + 1))
-redis.call('PUBLISH', ARGV[4], 'R ' .. seq .. ' ' .. string.format('%d', #ARGV[5]) .. ' ' .. ARGV[5])
-return {{1, seq}}
+redis.call('HSET', KEYS[3], 'seq', ARGV[3], 'doc', ARGV[4])
+redis.call('SET', KEYS[5], string.format('%d', seq + 1))
+redis.call('PUBLISH', ARGV[5], 'R ' .. ARGV[3] .. ' ' .. string.format('%d', #ARGV[6]) .. ' ' .. ARGV[6])
+return 1
 """
 
 # KEYS: leader, epoch, interest, doc, log. ARGV: holder, epoch, topic. 0 = still watched, kept.
@@ -153,6 +156,16 @@ class SharedLog:
             return None
         return deltas
 
+    async def seq_floor(self) -> int:
+        """One above every seq handed out in this epoch: where a fresh topic may start."""
+        value = await self._redis.get(self.layout.seq_floor)
+        return 0 if value is None else int(value)
+
+    async def history(self, topic: str, count: int) -> list[tuple[int, bytes]]:
+        """The last ``count`` stored deltas of ``topic``, oldest first."""
+        entries: Any = await self._redis.xrevrange(self.layout.log(topic), max="+", min="-", count=count)
+        return [(int(bytes(entry_id).split(b"-", 1)[0]), bytes(fields[b"d"])) for entry_id, fields in reversed(entries)]
+
     async def status(self) -> bytes | None:
         """The retained ``status`` frame (the database is unavailable), or None."""
         value: Any = await self._redis.get(self.layout.status)
@@ -170,16 +183,15 @@ class SharedLog:
         if result != OK:
             raise Refused(int(result))
 
-    async def reset(self, holder: str, epoch: str, topic: str, document: bytes) -> int:
-        """Start ``topic`` afresh (no stored state): a seq above any handed out, an empty stream."""
+    async def reset(self, holder: str, epoch: str, topic: str, seq: int, document: bytes) -> None:
+        """Start ``topic`` afresh at ``seq`` (at least ``seq_floor()``) with an empty stream."""
         layout = self.layout
         result = await self._reset(
             keys=[layout.leader, layout.epoch, layout.doc(topic), layout.log(topic), layout.seq_floor],
-            args=[holder, epoch, document, layout.channel, topic],
+            args=[holder, epoch, seq, document, layout.channel, topic],
         )
-        if not isinstance(result, list):
+        if result != OK:
             raise Refused(int(result))
-        return int(result[1])
 
     async def drop(self, holder: str, epoch: str, topic: str) -> bool:
         """Forget a topic nobody watches (False: someone registered interest meanwhile, it stays)."""

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from pushsvc.cluster.connect import open_redis
-from pushsvc.cluster.feed import DELTA, RESET, STATUS, WAKE, Feed, parse_notice
+from pushsvc.cluster.feed import DELTA, HANDOVER, RESET, STATUS, WAKE, Feed, parse_notice
 from pushsvc.cluster.interest import Interest
 from pushsvc.cluster.layout import Layout
 from pushsvc.cluster.lease import Lease
@@ -89,8 +89,7 @@ def frame(seq: int) -> bytes:
 
 async def test_publish_stores_document_seq_and_capped_stream_atomically(redis, leader):
     log, epoch = leader
-    base = await log.reset("L", epoch, TOPIC, b'{"v":0}')
-    assert base == 0
+    await log.reset("L", epoch, TOPIC, 0, b'{"v":0}')
     for seq in range(1, 8):
         await log.publish("L", epoch, TOPIC, seq, b'{"v":%d}' % seq, frame(seq))
     assert await log.load([TOPIC, "vm-context/none"]) == {TOPIC: StoredTopic(7, b'{"v":7}')}
@@ -99,11 +98,14 @@ async def test_publish_stores_document_seq_and_capped_stream_atomically(redis, l
     assert await log.replay(TOPIC, 6) == [(7, frame(7))]
     assert await log.replay(TOPIC, 7) == []
     assert await log.replay(TOPIC, 2) is None, "seq 3 has been trimmed: the client needs a snapshot"
+    assert await log.history(TOPIC, 10) == [(seq, frame(seq)) for seq in range(4, 8)]
+    assert await log.history(TOPIC, 2) == [(6, frame(6)), (7, frame(7))]
+    assert await log.seq_floor() == 8
 
 
 async def test_writes_are_fenced_on_lease_epoch_and_seq(redis, leader):
     log, epoch = leader
-    await log.reset("L", epoch, TOPIC, b"{}")
+    await log.reset("L", epoch, TOPIC, 0, b"{}")
     with pytest.raises(Refused) as refused:
         await log.publish("someone-else", epoch, TOPIC, 1, b"{}", frame(1))
     assert refused.value.code == NOT_LEADER
@@ -114,7 +116,7 @@ async def test_writes_are_fenced_on_lease_epoch_and_seq(redis, leader):
         await log.publish("L", epoch, TOPIC, 2, b"{}", frame(2))
     assert refused.value.code == SEQ_CONFLICT
     with pytest.raises(Refused):
-        await log.reset("someone-else", epoch, TOPIC, b"{}")
+        await log.reset("someone-else", epoch, TOPIC, 1, b"{}")
     with pytest.raises(Refused):
         await log.set_status("someone-else", epoch, b"{}")
     assert await log.load([TOPIC]) == {TOPIC: StoredTopic(0, b"{}")}
@@ -123,19 +125,23 @@ async def test_writes_are_fenced_on_lease_epoch_and_seq(redis, leader):
 
 async def test_a_topic_started_again_gets_a_seq_above_all_handed_out(redis, leader):
     log, epoch = leader
-    await log.reset("L", epoch, "vm-contexts", b"{}")
+    await log.reset("L", epoch, "vm-contexts", 0, b"{}")
     for seq in range(1, 6):
         await log.publish("L", epoch, "vm-contexts", seq, b"{}", frame(seq))
     assert await log.drop("L", epoch, "vm-contexts")
     assert await log.load(["vm-contexts"]) == {}
-    assert await log.reset("L", epoch, "vm-contexts", b"{}") == 6, "an old since (<= 5) can only mean a snapshot"
+    assert await log.seq_floor() == 6
+    with pytest.raises(Refused) as refused:
+        await log.reset("L", epoch, "vm-contexts", 5, b"{}")
+    assert refused.value.code == SEQ_CONFLICT, "a fresh topic may not reuse a seq: an old since would match it"
+    await log.reset("L", epoch, "vm-contexts", 6, b"{}")
     assert await log.replay("vm-contexts", 5) == []
 
 
 async def test_drop_keeps_a_topic_someone_watches(redis, leader):
     log, epoch = leader
     interest = Interest(redis, log.layout.interest, ttl=30)
-    await log.reset("L", epoch, TOPIC, b"{}")
+    await log.reset("L", epoch, TOPIC, 0, b"{}")
     await interest.touch([TOPIC])
     assert not await log.drop("L", epoch, TOPIC)
     assert TOPIC in await log.load([TOPIC])
@@ -164,18 +170,20 @@ async def test_feed_delivers_deltas_resets_status_and_wakes(redis, leader):
     await feed.open()
     try:
         notices = feed.notices()
-        await log.reset("L", epoch, TOPIC, b"{}")
+        await log.reset("L", epoch, TOPIC, 0, b"{}")
         await log.publish("L", epoch, TOPIC, 1, b'{"a":1}', frame(1))
         await log.set_status("L", epoch, b'{"type":"status","database":"unavailable"}')
         await log.set_status("L", epoch, None)
         await feed.wake("vm-contexts")
-        got = [await anext(notices) for _ in range(5)]
+        await Lease(redis, log.layout.leader, "L", ttl=30, channel=log.layout.channel).release()
+        got = [await anext(notices) for _ in range(6)]
         assert [(n.kind, n.topic, n.seq, n.data) for n in got] == [
             (RESET, TOPIC, 0, b""),
             (DELTA, TOPIC, 1, frame(1)),
             (STATUS, "", 0, b'{"type":"status","database":"unavailable"}'),
             (STATUS, "", 0, b""),
             (WAKE, "vm-contexts", 0, b""),
+            (HANDOVER, "", 0, b""),
         ]
         assert await log.status() is None
     finally:
