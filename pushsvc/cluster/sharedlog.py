@@ -145,6 +145,19 @@ class SharedLog:
             if seq is not None and document is not None
         }
 
+    async def read_topic(self, topic: str, count: int) -> tuple[StoredTopic | None, list[tuple[int, bytes]]]:
+        """The stored document and seq of ``topic`` and its last ``count`` deltas, read atomically (MULTI)."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hmget(self.layout.doc(topic), "seq", "doc")
+            pipe.xrevrange(self.layout.log(topic), max="+", min="-", count=count)
+            (seq, document), entries = await pipe.execute()
+        history = [
+            (int(bytes(entry_id).split(b"-", 1)[0]), bytes(fields[b"d"])) for entry_id, fields in reversed(entries)
+        ]
+        if seq is None or document is None:
+            return None, []
+        return StoredTopic(int(seq), bytes(document)), history
+
     async def replay(self, topic: str, after: int) -> list[tuple[int, bytes]] | None:
         """The stored deltas with seq > ``after``, or None when the stream no longer holds seq ``after + 1``.
 
