@@ -19,11 +19,13 @@ from aiohttp.abc import AbstractAccessLogger
 
 from . import api, ws
 from .auth import TokenError, TokenVerifier
+from .broker import LocalBroker
 from .config import Config, data_dir
 from .documents import DocumentBuilder
 from .errors import error_response, retrieve_failed, unauthorized
 from .hub import Hub
 from .keys import (
+    broker_key,
     builder_key,
     claims_key,
     config_key,
@@ -38,8 +40,9 @@ from .keys import (
 )
 from .metrics import Metrics
 from .poller import Poller
-from .session import CLOSE_GOING_AWAY
+from .protocol import GOING_AWAY
 from .store import Store, open_store
+from .tasks import cancel_and_wait
 from .timefmt import resolve_zone
 
 log = logging.getLogger(__name__)
@@ -67,9 +70,10 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     metrics = Metrics()
     store = store or open_store(config.database, default_database_url())
     builder = DocumentBuilder(zone)
-    hub = Hub(epoch=f"{int(time.time()):x}-{secrets.token_hex(4)}", history_size=config.websocket.history_size)
-    poller = Poller(store, builder, hub, config.poller, metrics)
-    hub.wake = poller.wake
+    # The live path, one way: store -> poller -> broker -> hub -> session -> socket.
+    broker = LocalBroker(epoch=f"{int(time.time()):x}-{secrets.token_hex(4)}")
+    hub = Hub(broker, history_size=config.websocket.history_size)
+    poller = Poller(store, builder, broker, config.poller, metrics)
     metrics.subscriptions.set_function(lambda: hub.subscription_count)
     metrics.topics.set_function(lambda: len(hub.topics))
 
@@ -79,11 +83,13 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     app[store_key] = store
     app[builder_key] = builder
     app[verifier_key] = TokenVerifier(config.auth)
+    app[broker_key] = broker
     app[hub_key] = hub
     app[poller_key] = poller
     app[sockets_key] = set()
 
     app.cleanup_ctx.append(store_context)
+    app.cleanup_ctx.append(broker_context)
     if run_poller:
         app.cleanup_ctx.append(poller_context)
     app.on_shutdown.append(close_sockets)
@@ -120,27 +126,25 @@ async def store_context(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
+async def broker_context(app: web.Application) -> AsyncIterator[None]:
+    """The broker delivers to the hub and wakes the poller when a topic gains its first watcher."""
+    broker = app[broker_key]
+    await broker.open(app[hub_key], app[poller_key].wake)
+    yield
+    await broker.close()
+
+
 async def poller_context(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(app[poller_key].run(), name="poller")
     yield
-    # Cancel until it is done: a cancellation that lands as an awaited call
-    # completes can be lost, and shutdown must not hang on it.
-    for _ in range(5):
-        task.cancel()
-        done, _ = await asyncio.wait({task}, timeout=2)
-        if done:
-            break
-    else:
-        log.error("the poller did not stop")
-    if task.done() and not task.cancelled() and task.exception() is not None:
-        log.error("the poller had failed: %r", task.exception())
+    await cancel_and_wait(task)  # logs a poller that had failed or would not stop
 
 
 async def close_sockets(app: web.Application) -> None:
     """Shutdown: every socket gets 1001 before the poller and the store stop."""
     sessions = list(app[sockets_key])
     for session in sessions:
-        session.close(CLOSE_GOING_AWAY, "server shutting down")
+        session.close(GOING_AWAY)
     await asyncio.gather(*(session.closed() for session in sessions), return_exceptions=True)
 
 

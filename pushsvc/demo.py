@@ -64,7 +64,7 @@ async def prepare_demo_database(store: Store, now: dt.datetime) -> set[str]:
         log.info("demo: creating the appliance schema")
         await store.create_schema()
     async with store.snapshot() as reader:
-        existing = (await reader.fetch_all("SELECT COUNT(*) FROM vm_replication_contexts"))[0][0]
+        [(existing,)] = await reader.fetch_all("SELECT COUNT(*) FROM vm_replication_contexts")
     if not existing:
         context_ids = await load_demo(store, now)
         log.info("demo: loaded %d demo VMs", len(context_ids))
@@ -78,4 +78,4 @@ async def prepare_demo_database(store: Store, now: dt.datetime) -> set[str]:
         existing,
         len(rows),
     )
-    return {row[0] for row in rows}
+    return {context_id for (context_id,) in rows}

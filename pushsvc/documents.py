@@ -1,24 +1,28 @@
 """The seed-shaped JSON documents, built from database rows.
 
-This is the one place that knows the field names, their order and types. Each
-``*_FIELDS`` tuple maps a JSON key to its database column and a conversion;
-the store selects exactly these columns in this order, so rows arrive as plain
-tuples and are zipped into dicts here.
+This is the one place that knows the JSON field names, their order and types.
+Each ``*_FIELDS`` tuple maps a JSON key to the row field (the database
+column) it comes from and a conversion. The store's named row types
+(``store/rows.py``) say which columns are read; a converter resolves its
+fields by name against the row type once, so the order of the store's
+columns can never key a document by the wrong column.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+import operator
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from .store.rows import CbtRow, ContextRow, DiskRow, JobHistoryRow, JobRow
 from .timefmt import format_local
 
-Row = Sequence[Any]
+Fields = tuple[tuple[str, str, str], ...]
 
 RAW, TIME, FLOAT, BOOL = "raw", "time", "float", "bool"
 
-CONTEXT_FIELDS: tuple[tuple[str, str, str], ...] = (
+CONTEXT_FIELDS: Fields = (
     ("context_id", "context_id", RAW),
     ("vm_name", "vm_name", RAW),
     ("vmware_vm_id", "vmware_vm_id", RAW),
@@ -43,7 +47,7 @@ CONTEXT_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("last_status_change", "last_status_change", TIME),
 )
 
-JOB_FIELDS: tuple[tuple[str, str, str], ...] = (
+JOB_FIELDS: Fields = (
     ("id", "id", RAW),
     ("vm_context_id", "vm_context_id", RAW),
     ("source_vm_id", "source_vm_id", RAW),
@@ -68,7 +72,7 @@ JOB_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("updated_at", "updated_at", TIME),
 )
 
-JOB_HISTORY_FIELDS: tuple[tuple[str, str, str], ...] = (
+JOB_HISTORY_FIELDS: Fields = (
     ("id", "id", RAW),
     ("status", "status", RAW),
     ("replication_type", "replication_type", RAW),
@@ -79,7 +83,7 @@ JOB_HISTORY_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("completed_at", "completed_at", TIME),
 )
 
-DISK_FIELDS: tuple[tuple[str, str, str], ...] = (
+DISK_FIELDS: Fields = (
     ("id", "id", RAW),
     ("job_id", "job_id", RAW),
     ("vm_context_id", "vm_context_id", RAW),
@@ -109,7 +113,7 @@ DISK_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("updated_at", "updated_at", TIME),
 )
 
-CBT_FIELDS: tuple[tuple[str, str, str], ...] = (
+CBT_FIELDS: Fields = (
     ("id", "id", RAW),
     ("job_id", "job_id", RAW),
     ("vm_context_id", "vm_context_id", RAW),
@@ -140,12 +144,6 @@ JOB_SUMMARY_KEYS: tuple[str, ...] = (
 )
 
 
-def columns(fields: Iterable[tuple[str, str, str]], alias: str = "") -> str:
-    """The SELECT list for a field table, optionally qualified by a table alias."""
-    prefix = f"{alias}." if alias else ""
-    return ", ".join(prefix + column for _, column, _ in fields)
-
-
 def _as_float(value: Any) -> Any:
     return None if value is None else float(value)
 
@@ -158,11 +156,11 @@ TIME_CACHE_SIZE = 8192
 
 
 class DocumentBuilder:
-    """Turns row tuples into seed-shaped dicts, formatting times in the database's zone."""
+    """Turns the store's named rows into seed-shaped dicts, formatting times in the database's zone."""
 
     def __init__(self, zone: dt.tzinfo) -> None:
         self.zone = zone
-        self._converters: dict[int, Callable[[Row], dict[str, Any]]] = {}
+        self._converters: dict[int, Callable[[tuple[Any, ...]], dict[str, Any]]] = {}
         # Formatted times by stored value: every read brings back the same times.
         self._times: dict[Any, str | None] = {}
 
@@ -181,45 +179,56 @@ class DocumentBuilder:
             self._times[value] = text
         return text
 
-    def _converter(self, fields: tuple[tuple[str, str, str], ...]) -> Callable[[Row], dict[str, Any]]:
+    def _converter(self, fields: Fields, row_fields: tuple[str, ...]) -> Callable[[tuple[Any, ...]], dict[str, Any]]:
         converter = self._converters.get(id(fields))
         if converter is None:
-            converter = self._converters[id(fields)] = self._compile(fields)
+            converter = self._converters[id(fields)] = self._compile(fields, row_fields)
         return converter
 
-    def _compile(self, fields: tuple[tuple[str, str, str], ...]) -> Callable[[Row], dict[str, Any]]:
+    def _compile(self, fields: Fields, row_fields: tuple[str, ...]) -> Callable[[tuple[Any, ...]], dict[str, Any]]:
+        """A row -> dict function; each JSON key's value is found by its column's name in ``row_fields``."""
         convert = {
             RAW: None,
             TIME: self.format_time,
             FLOAT: _as_float,
             BOOL: _as_bool,
         }
+        wanted = tuple(column for _, column, _ in fields)
+        unknown = set(wanted) - set(row_fields)
+        if unknown:
+            raise ValueError(f"the store's row has no column {', '.join(sorted(unknown))}")
         plan = [(key, convert[kind]) for key, _, kind in fields]
+        # The usual case: the row holds exactly these columns in this order, and
+        # is zipped as it is; otherwise the columns are picked out by name.
+        pick: Callable[[tuple[Any, ...]], Iterable[Any]] | None = (
+            None if wanted == row_fields else operator.attrgetter(*wanted)
+        )
 
-        def build(row: Row) -> dict[str, Any]:
-            return {key: (value if fn is None else fn(value)) for (key, fn), value in zip(plan, row)}
+        def build(row: tuple[Any, ...]) -> dict[str, Any]:
+            values = row if pick is None else pick(row)
+            return {key: (value if fn is None else fn(value)) for (key, fn), value in zip(plan, values)}
 
         return build
 
-    def context(self, row: Row) -> dict[str, Any]:
-        return self._converter(CONTEXT_FIELDS)(row)
+    def context(self, row: ContextRow) -> dict[str, Any]:
+        return self._converter(CONTEXT_FIELDS, ContextRow._fields)(row)
 
-    def job(self, row: Row | None) -> dict[str, Any] | None:
-        """The full current-job object, or None when the row is absent (LEFT JOIN miss)."""
-        if row is None or row[0] is None:
+    def job(self, row: JobRow | None) -> dict[str, Any] | None:
+        """The full current-job object, or None when the context has no current job."""
+        if row is None:
             return None
-        return self._converter(JOB_FIELDS)(row)
+        return self._converter(JOB_FIELDS, JobRow._fields)(row)
 
-    def job_history(self, rows: Iterable[Row]) -> list[dict[str, Any]]:
-        build = self._converter(JOB_HISTORY_FIELDS)
+    def job_history(self, rows: Iterable[JobHistoryRow]) -> list[dict[str, Any]]:
+        build = self._converter(JOB_HISTORY_FIELDS, JobHistoryRow._fields)
         return [build(row) for row in rows]
 
-    def disks(self, rows: Iterable[Row]) -> list[dict[str, Any]]:
-        build = self._converter(DISK_FIELDS)
+    def disks(self, rows: Iterable[DiskRow]) -> list[dict[str, Any]]:
+        build = self._converter(DISK_FIELDS, DiskRow._fields)
         return [build(row) for row in rows]
 
-    def cbt_history(self, rows: Iterable[Row]) -> list[dict[str, Any]]:
-        build = self._converter(CBT_FIELDS)
+    def cbt_history(self, rows: Iterable[CbtRow]) -> list[dict[str, Any]]:
+        build = self._converter(CBT_FIELDS, CbtRow._fields)
         return [build(row) for row in rows]
 
 

@@ -1,27 +1,28 @@
 """Topics, their sequence numbers and history, and who is subscribed.
 
-The hub is synchronous on purpose: it never awaits a client. Publishing
-encodes a delta once and hands the same bytes to every subscriber's bounded
-outbox (``Session.offer``); snapshots are encoded at most once per ``seq``
-and only when a session's writer actually needs one.
+The hub is the broker's consumer and is synchronous on purpose: it never
+awaits a client. A delta is encoded once and the same bytes go to every
+subscriber's bounded outbox (``Session.offer``); snapshots are encoded at
+most once per ``seq`` and only when a session's writer actually needs one.
 
-A topic exists while it has subscribers. Until the poller has read its
-document for the first time it is *pending*: subscribers wait for the
-snapshot, and ``wake`` asks the poller for an early tick.
+A topic exists while it has subscribers; the hub tells the broker
+(``watch``/``unwatch``), which is how the poller learns what to read. Until
+the topic's first document arrives it is *pending*: its subscribers wait for
+the snapshot. The database status is a retained control message: the hub
+keeps the latest one that is not ``ok`` and sends it to sessions as they
+register.
 """
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import orjson
-
-DASHBOARD_TOPIC = "vm-contexts"
-DETAIL_PREFIX = "vm-context/"
-MAX_VM_NAME_LENGTH = 255
+from . import protocol
+from .broker import Broker, Publication
+from .protocol import DatabaseStatus, RequestId, with_request_id
 
 PENDING: Any = object()
 
@@ -33,40 +34,21 @@ class Subscriber(Protocol):
 
     def offer(self, topic: str, data: bytes) -> None: ...
 
-    def offer_snapshot(self, topic: str, request_id: Any) -> None: ...
+    def offer_snapshot(self, topic: str, request_id: RequestId | None) -> None: ...
 
     def send(self, data: bytes) -> None: ...
-
-
-def is_valid_topic(name: object) -> bool:
-    """``vm-contexts`` or ``vm-context/<vm_name>`` (1-255 characters of name)."""
-    if not isinstance(name, str):
-        return False
-    if name == DASHBOARD_TOPIC:
-        return True
-    return name.startswith(DETAIL_PREFIX) and 0 < len(name) - len(DETAIL_PREFIX) <= MAX_VM_NAME_LENGTH
-
-
-def detail_vm_name(topic: str) -> str | None:
-    return topic[len(DETAIL_PREFIX) :] if topic.startswith(DETAIL_PREFIX) else None
-
-
-def with_request_id(message: bytes, request_id: Any) -> bytes:
-    """Prefix an encoded JSON object with ``"id": request_id`` without re-encoding it."""
-    if request_id is None:
-        return message
-    return b'{"id":' + orjson.dumps(request_id) + b"," + message[1:]
 
 
 @dataclass(eq=False)
 class Topic:
     name: str
-    seq: int
-    base_seq: int
+    seq: int = 0
+    base_seq: int = 0
     document: Any = PENDING
-    history: collections.deque = field(default_factory=collections.deque)
-    subscribers: set = field(default_factory=set)
-    waiting: list = field(default_factory=list)
+    # (seq, encoded delta), oldest first, at most history_size of them.
+    history: collections.deque[tuple[int, bytes]] = field(default_factory=collections.deque)
+    subscribers: set[Subscriber] = field(default_factory=set)
+    waiting: list[tuple[Subscriber, RequestId | None]] = field(default_factory=list)
     _snapshot: bytes | None = None
 
     @property
@@ -75,38 +57,47 @@ class Topic:
 
 
 class Hub:
-    def __init__(self, epoch: str, history_size: int) -> None:
-        self.epoch = epoch
+    def __init__(self, broker: Broker, history_size: int) -> None:
+        self.broker = broker
         self.history_size = history_size
         self.topics: dict[str, Topic] = {}
         self.sessions: set[Subscriber] = set()
         self.subscription_count = 0
-        # Called when a topic starts waiting for its first document (the poller's wake).
-        self.wake: Callable[[], None] = lambda: None
-        self._next_seq = 0
+        self._status: bytes | None = None  # the retained status frame, while the database is not ok
+
+    @property
+    def epoch(self) -> str:
+        return self.broker.epoch
 
     # -- sessions -------------------------------------------------------------
 
     def register(self, session: Subscriber) -> None:
+        """A welcomed session: from now on it gets control messages, starting with the retained status."""
         self.sessions.add(session)
+        if self._status is not None:
+            session.send(self._status)
 
     def drop_session(self, session: Subscriber) -> None:
         for name in list(session.topics):
             self.unsubscribe(session, name)
         self.sessions.discard(session)
 
-    def subscribe(self, session: Subscriber, name: str, since: tuple[str, int] | None, request_id: Any) -> None:
+    def subscribe(
+        self, session: Subscriber, name: str, since: tuple[str, int] | None, request_id: RequestId | None
+    ) -> None:
         """Add ``session`` to ``name`` and queue its first answer (snapshot or replay)."""
         topic = self.topics.get(name)
+        created = topic is None
         if topic is None:
-            topic = self.topics[name] = Topic(name=name, seq=self._next_seq, base_seq=self._next_seq)
+            topic = self.topics[name] = Topic(name=name)
         if name not in session.topics:
             session.topics.add(name)
             topic.subscribers.add(session)
             self.subscription_count += 1
         if not topic.materialised:
             topic.waiting.append((session, request_id))
-            self.wake()
+            if created:
+                self.broker.watch(name)  # may deliver the first document at once
             return
         replay = self._replay(topic, since)
         if replay:
@@ -135,64 +126,63 @@ class Hub:
         topic.waiting = [(s, rid) for s, rid in topic.waiting if s is not session]
         self.subscription_count -= 1
         if not topic.subscribers:
-            # Later materialisations start above every seq handed out, so an old
-            # `since` can never be mistaken for a position in the new history.
-            self._next_seq = max(self._next_seq, topic.seq + 1)
             del self.topics[name]
+            self.broker.unwatch(name)
         return True
 
-    # -- poller side ----------------------------------------------------------
-
-    def watched(self) -> list[str]:
-        """Topics someone is subscribed to (pending ones included)."""
-        return list(self.topics)
-
-    def document(self, name: str) -> Any:
-        """The last published document of a materialised topic (PENDING otherwise)."""
-        topic = self.topics.get(name)
-        return PENDING if topic is None else topic.document
-
-    def materialise(self, name: str, document: Any) -> None:
-        """First document of a pending topic: its waiting subscribers get snapshots."""
-        topic = self.topics.get(name)
-        if topic is None:
-            return
-        topic.document = document
-        topic._snapshot = None
-        waiting, topic.waiting = topic.waiting, []
-        for session, request_id in waiting:
-            if name in session.topics:
-                session.offer_snapshot(name, request_id)
-
-    def publish(self, name: str, patch: Any, document: Any) -> int:
-        """Record one change of ``name`` and fan the delta out. Returns the receivers."""
-        topic = self.topics.get(name)
-        if topic is None or not topic.materialised:
-            return 0
-        topic.seq += 1
-        topic.document = document
-        topic._snapshot = None
-        data = orjson.dumps({"type": "delta", "topic": name, "epoch": self.epoch, "seq": topic.seq, "patch": patch})
-        topic.history.append((topic.seq, data))
-        if len(topic.history) > self.history_size:
-            topic.history.popleft()
-        for session in topic.subscribers:
-            session.offer(name, data)
-        return len(topic.subscribers)
-
-    def snapshot_message(self, name: str, request_id: Any = None) -> bytes | None:
-        """The encoded snapshot of ``name`` at its current seq (cached until the next publish)."""
+    def snapshot_message(self, name: str, request_id: RequestId | None = None) -> bytes | None:
+        """The encoded snapshot of ``name`` at its current seq (cached until the next publication)."""
         topic = self.topics.get(name)
         if topic is None or not topic.materialised:
             return None
         if topic._snapshot is None:
-            topic._snapshot = orjson.dumps(
-                {"type": "snapshot", "topic": name, "epoch": self.epoch, "seq": topic.seq, "data": topic.document}
-            )
+            topic._snapshot = protocol.snapshot(name, self.epoch, topic.seq, topic.document)
         return with_request_id(topic._snapshot, request_id)
 
-    def broadcast(self, message: dict[str, Any], sessions: Iterable[Subscriber] | None = None) -> None:
-        """Send one control message (encoded once) to every registered session."""
-        data = orjson.dumps(message)
+    # -- the broker's side ------------------------------------------------------
+
+    def on_publication(self, publication: Publication) -> None:
+        """A topic's first document (or a reset), or one delta to fan out."""
+        topic = self.topics.get(publication.topic)
+        if topic is None:
+            return
+        if publication.snapshot:
+            self._materialise(topic, publication)
+        elif topic.materialised:
+            self._fan_out(topic, publication)
+
+    def _materialise(self, topic: Topic, publication: Publication) -> None:
+        """Waiting subscribers (all of them, on a reset) get snapshots at the new seq."""
+        reset = topic.materialised
+        topic.seq = topic.base_seq = publication.seq
+        topic.document = publication.document
+        topic.history.clear()
+        topic._snapshot = None
+        waiting, topic.waiting = topic.waiting, []
+        if reset:
+            waiting = [(session, None) for session in topic.subscribers]
+        for session, request_id in waiting:
+            if topic.name in session.topics:
+                session.offer_snapshot(topic.name, request_id)
+
+    def _fan_out(self, topic: Topic, publication: Publication) -> None:
+        topic.seq = publication.seq
+        topic.document = publication.document
+        topic._snapshot = None
+        data = protocol.delta(topic.name, self.epoch, topic.seq, publication.patch)
+        topic.history.append((topic.seq, data))
+        if len(topic.history) > self.history_size:
+            topic.history.popleft()
+        for session in topic.subscribers:
+            session.offer(topic.name, data)
+
+    def on_status(self, status: DatabaseStatus) -> None:
+        """Tell every registered session; keep the frame for later ones unless the database is ok."""
+        data = protocol.status(status)
+        self._status = None if status.ok else data
+        self.broadcast(data)
+
+    def broadcast(self, data: bytes, sessions: Iterable[Subscriber] | None = None) -> None:
+        """Send one encoded control message to every registered session."""
         for session in list(self.sessions if sessions is None else sessions):
             session.send(data)

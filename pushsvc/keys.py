@@ -7,6 +7,7 @@ import datetime as dt
 from aiohttp import web
 
 from .auth import Claims, TokenVerifier
+from .broker import Broker
 from .config import Config
 from .documents import DocumentBuilder
 from .hub import Hub
@@ -21,6 +22,7 @@ store_key = web.AppKey("store", Store)
 builder_key = web.AppKey("builder", DocumentBuilder)
 verifier_key = web.AppKey("verifier", TokenVerifier)
 metrics_key = web.AppKey("metrics", Metrics)
+broker_key = web.AppKey("broker", Broker)
 hub_key = web.AppKey("hub", Hub)
 poller_key = web.AppKey("poller", Poller)
 sockets_key = web.AppKey("sockets", set[Session])

@@ -10,9 +10,14 @@ changes within one second are all seen. Only VMs whose rows changed are
 rebuilt and diffed; one merge patch per topic per tick is published, and
 nothing when nothing a client can see changed.
 
+The poller is the change source of the one-way live path (store -> poller
+-> broker -> hub): it reads the topics the broker says are watched, diffs
+against the broker's last publication of each, and publishes through the
+broker. It never sees the hub or a session.
+
 When the database fails the poller backs off exponentially (up to
-``backoff_max``), tells every session ``status: unavailable``, and on
-recovery says ``status: ok`` and publishes whatever changed meanwhile.
+``backoff_max``), publishes ``status: unavailable``, and on recovery
+``status: ok`` and whatever changed meanwhile.
 """
 
 from __future__ import annotations
@@ -23,14 +28,16 @@ import logging
 import time
 from typing import Any
 
+from . import protocol
+from .broker import Broker
 from .config import PollerConfig
 from .documents import DocumentBuilder
-from .hub import DASHBOARD_TOPIC, PENDING, Hub, detail_vm_name
 from .metrics import Metrics
 from .patch import NO_CHANGE, diff
+from .protocol import DASHBOARD_TOPIC, DatabaseStatus, detail_vm_name
 from .reads import build_dashboard_entry, build_detail, read_state
 from .store import Store, StoreUnavailable
-from .store.queries import Children
+from .store.rows import Children, ContextWithJob
 from .timefmt import utc_now_text
 
 log = logging.getLogger(__name__)
@@ -38,35 +45,28 @@ log = logging.getLogger(__name__)
 
 class Poller:
     def __init__(
-        self, store: Store, builder: DocumentBuilder, hub: Hub, config: PollerConfig, metrics: Metrics
+        self, store: Store, builder: DocumentBuilder, broker: Broker, config: PollerConfig, metrics: Metrics
     ) -> None:
         self.store = store
         self.builder = builder
-        self.hub = hub
+        self.broker = broker
         self.interval = config.interval
         self.backoff_max = config.backoff_max
         self.metrics = metrics
         self.ticks = 0
         self.database_ok = True
-        self.unavailable_since: str | None = None
         self.last_error: str | None = None
         self._wake = asyncio.Event()
         self._tick_done = asyncio.Condition()
         # Dashboard: the raw row and the built entry of each VM, as last published.
-        self._dashboard_rows: dict[str, tuple] = {}
+        self._dashboard_rows: dict[str, ContextWithJob] = {}
         self._dashboard_entries: dict[str, dict[str, Any]] = {}
         # Detail topics: the raw rows behind each published document.
-        self._detail_rows: dict[str, tuple[tuple | None, Children | None]] = {}
+        self._detail_rows: dict[str, tuple[ContextWithJob | None, Children | None]] = {}
 
     def wake(self) -> None:
-        """Ask for an early tick (a topic is waiting for its first document)."""
+        """Ask for an early tick (the broker's ``on_interest``: a topic waits for its first document)."""
         self._wake.set()
-
-    def status_message(self) -> dict[str, Any] | None:
-        """The ``status`` frame a new session needs, or None while the database is fine."""
-        if self.database_ok:
-            return None
-        return {"type": "status", "database": "unavailable", "since": self.unavailable_since}
 
     async def wait_for_tick(self, after: int) -> int:
         """Wait until tick number ``after`` has completed (tests and benchmarks)."""
@@ -99,7 +99,7 @@ class Poller:
             remaining = delay - (loop.time() - started)
             if remaining > 0:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(remaining):  # not wait_for: see store/mariadb.py
+                    async with asyncio.timeout(remaining):  # not wait_for: see tasks.py
                         await self._wake.wait()
             self._wake.clear()
             gap = min_gap - (loop.time() - started)
@@ -108,7 +108,7 @@ class Poller:
 
     async def poll_once(self) -> None:
         """Read, diff and publish once (a no-op without subscribers)."""
-        watched = self.hub.watched()
+        watched = self.broker.watched()
         if not watched:
             await self._finish_tick()
             return
@@ -122,7 +122,7 @@ class Poller:
             self._update_dashboard(rows)
         for topic, vm_name in detail_topics.items():
             row = by_name.get(vm_name)
-            self._update_detail(topic, row, children.get(row[0]) if row is not None else None)
+            self._update_detail(topic, row, None if row is None else children.get(row.context.context_id))
         statements = self.store.statements - statements_before
         self.metrics.poll_queries.inc(statements)
         self.metrics.queries_per_tick.set(statements)
@@ -137,21 +137,21 @@ class Poller:
             self.ticks += 1
             self._tick_done.notify_all()
 
-    def _update_dashboard(self, rows: list[tuple]) -> None:
+    def _update_dashboard(self, rows: list[ContextWithJob]) -> None:
         builder = self.builder
-        fresh = self.hub.document(DASHBOARD_TOPIC) is PENDING
+        fresh = self.broker.last(DASHBOARD_TOPIC) is None
         if fresh:
             self._dashboard_rows, self._dashboard_entries = {}, {}
         old_rows, entries = self._dashboard_rows, self._dashboard_entries
-        new_rows: dict[str, tuple] = {}
+        new_rows: dict[str, ContextWithJob] = {}
         patch: dict[str, Any] = {}
         for row in rows:
-            name = row[1]
+            name = row.context.vm_name
             if name in new_rows:
                 continue  # same VM name in two vCenters: the first (oldest id) is shown
             new_rows[name] = row
             old_row = old_rows.get(name)
-            if old_row == row:
+            if old_row == row:  # tuple equality, in C: most rows do not change between ticks
                 continue
             entry = build_dashboard_entry(builder, row)
             if old_row is None:
@@ -167,42 +167,41 @@ class Poller:
         self._dashboard_rows = new_rows
         document = {"vm_contexts": entries}
         if fresh:
-            self.hub.materialise(DASHBOARD_TOPIC, document)
+            self.broker.publish_snapshot(DASHBOARD_TOPIC, document)
         elif patch:
-            self.hub.publish(DASHBOARD_TOPIC, {"vm_contexts": patch}, document)
+            self.broker.publish_delta(DASHBOARD_TOPIC, {"vm_contexts": patch}, document)
             self.metrics.published.inc()
 
-    def _update_detail(self, topic: str, row: tuple | None, children: Children | None) -> None:
-        previous = self.hub.document(topic)
+    def _update_detail(self, topic: str, row: ContextWithJob | None, children: Children | None) -> None:
+        previous = self.broker.last(topic)
         raw = (row, children)
-        if previous is not PENDING and self._detail_rows.get(topic) == raw:
+        if previous is not None and self._detail_rows.get(topic) == raw:
             return
         self._detail_rows[topic] = raw
         document = None if row is None else build_detail(self.builder, row, children or Children())
-        if previous is PENDING:
-            self.hub.materialise(topic, document)
+        if previous is None:
+            self.broker.publish_snapshot(topic, document)
             return
-        change = diff(previous, document)
+        change = diff(previous.document, document)
         if change is not NO_CHANGE:
-            self.hub.publish(topic, change, document)
+            self.broker.publish_delta(topic, change, document)
             self.metrics.published.inc()
 
     def _forget_unwatched(self) -> None:
         """Drop cached rows of detail topics nobody watches any more."""
+        watched = set(self.broker.watched())
         for topic in list(self._detail_rows):
-            if topic not in self.hub.topics:
+            if topic not in watched:
                 del self._detail_rows[topic]
 
     def _mark_unavailable(self, reason: str) -> None:
         self.last_error = reason
         if self.database_ok:
             self.database_ok = False
-            self.unavailable_since = utc_now_text()
             log.warning("database unavailable (%s); retrying with backoff", reason)
-            self.hub.broadcast({"type": "status", "database": "unavailable", "since": self.unavailable_since})
+            self.broker.publish_status(DatabaseStatus(protocol.DATABASE_UNAVAILABLE, utc_now_text()))
 
     def _mark_available(self) -> None:
         self.database_ok = True
-        self.unavailable_since = None
         log.info("database available again")
-        self.hub.broadcast({"type": "status", "database": "ok", "since": utc_now_text()})
+        self.broker.publish_status(DatabaseStatus(protocol.DATABASE_OK, utc_now_text()))

@@ -7,14 +7,8 @@ from typing import Any
 
 from .documents import DocumentBuilder, dashboard_entry, detail_document, list_document
 from .store import Store
-from .store.queries import (
-    Children,
-    find_context,
-    list_contexts,
-    read_children,
-    read_contexts_with_jobs,
-    split_context_row,
-)
+from .store.queries import find_context, list_contexts, read_children, read_contexts_with_jobs
+from .store.rows import Children, ContextWithJob
 
 
 async def read_list_document(
@@ -32,31 +26,29 @@ async def read_detail_document(store: Store, builder: DocumentBuilder, vm_name: 
         row = await find_context(reader, vm_name)
         if row is None:
             return None
-        context_id = row[0]
+        context_id = row.context.context_id
         children = (await read_children(reader, [context_id]))[context_id]
     return build_detail(builder, row, children)
 
 
-def build_detail(builder: DocumentBuilder, row: tuple, children: Children) -> dict[str, Any]:
+def build_detail(builder: DocumentBuilder, row: ContextWithJob, children: Children) -> dict[str, Any]:
     """A detail document from a context-with-job row and its children."""
-    context_row, job_row = split_context_row(row)
     return detail_document(
-        builder.context(context_row),
-        builder.job(job_row),
+        builder.context(row.context),
+        builder.job(row.job),
         builder.job_history(children.job_history),
         builder.disks(children.disks),
         builder.cbt_history(children.cbt_history),
     )
 
 
-def build_dashboard_entry(builder: DocumentBuilder, row: tuple) -> dict[str, Any]:
-    context_row, job_row = split_context_row(row)
-    return dashboard_entry(builder.context(context_row), builder.job(job_row))
+def build_dashboard_entry(builder: DocumentBuilder, row: ContextWithJob) -> dict[str, Any]:
+    return dashboard_entry(builder.context(row.context), builder.job(row.job))
 
 
 async def read_state(
     store: Store, detail_names: Iterable[str]
-) -> tuple[list[tuple], dict[str, tuple], dict[str, Children]]:
+) -> tuple[list[ContextWithJob], dict[str, ContextWithJob], dict[str, Children]]:
     """Everything the poller compares in one snapshot.
 
     Returns every context-with-job row (ordered by vm_name), the rows of the
@@ -66,9 +58,11 @@ async def read_state(
     wanted = set(detail_names)
     async with store.snapshot() as reader:
         rows = await read_contexts_with_jobs(reader)
-        by_name: dict[str, tuple] = {}
+        by_name: dict[str, ContextWithJob] = {}
         for row in rows:
-            if row[1] in wanted and row[1] not in by_name:
-                by_name[row[1]] = row
-        children = await read_children(reader, [row[0] for row in by_name.values()]) if by_name else {}
+            name = row.context.vm_name
+            if name in wanted and name not in by_name:
+                by_name[name] = row
+        ids = [row.context.context_id for row in by_name.values()]
+        children = await read_children(reader, ids) if ids else {}
     return rows, by_name, children

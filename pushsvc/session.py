@@ -11,9 +11,14 @@ whose outbox still overflows, is closed with 1013.
 
 Fast path: a delta offered to a socket with nothing queued, no send in
 progress and an empty transport buffer (the usual case: the client keeps up)
-is written at once as a ready-made frame, without waking the writer task.
-Order is kept (nothing earlier is still waiting), and a socket that is
-backing up takes the queued path, so the slow-client policy is unchanged.
+is written at once as a ready-made frame (``wsframe.text_frame``), without
+waking the writer task. Order is kept (nothing earlier is still waiting), and
+a socket that is backing up takes the queued path, so the slow-client policy
+is unchanged. The handler passes the raw ``transport`` only for a connection
+without compression (ws.py checks that); without it every send is queued.
+
+The session knows nothing about the hub: it gets the function that encodes a
+topic's current snapshot (``snapshot``) when it is created.
 """
 
 from __future__ import annotations
@@ -22,58 +27,75 @@ import asyncio
 import collections
 import logging
 import secrets
-import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Protocol
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType
 
 from .config import WebSocketConfig
-from .hub import Hub
 from .metrics import Metrics
+from .protocol import TOKEN_EXPIRED, TOO_SLOW, Close, RequestId
+from .tasks import cancel_and_wait
+from .wsframe import text_frame
 
 log = logging.getLogger(__name__)
 
-CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_TRY_AGAIN = 1013
-CLOSE_AUTH = 4001
-CLOSE_EXPIRED = 4002
-
 _CLOSE_TIMEOUT = 2.0
+
+Snapshot = Callable[[str, RequestId | None], bytes | None]
+
+
+class Socket(Protocol):
+    """What a session needs of its WebSocket (aiohttp's ``WebSocketResponse``)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def send_frame(self, message: bytes, opcode: WSMsgType, compress: int | None = None) -> None: ...
+
+    async def close(self, *, code: int = ..., message: bytes = ...) -> bool: ...
+
+
+class Transport(Protocol):
+    """What the fast path needs of the connection's transport (``asyncio.Transport``)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def get_write_buffer_size(self) -> int: ...
+
+    def is_closing(self) -> bool: ...
 
 
 class Session:
     def __init__(
         self,
-        ws: web.WebSocketResponse,
-        hub: Hub,
+        ws: Socket,
+        snapshot: Snapshot,
         limits: WebSocketConfig,
         metrics: Metrics,
         abort: Callable[[], None] = lambda: None,
-        transport: asyncio.Transport | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self.id = secrets.token_urlsafe(12)
         self.topics: set[str] = set()
         self.closing = False
         self._ws = ws
         self._transport = transport
-        self._hub = hub
+        self._snapshot = snapshot
         self._metrics = metrics
         self._abort = abort
         self._limit = limits.outbox_messages
         self._hard_limit = 2 * limits.outbox_messages + limits.max_subscriptions
         self._stuck_after = limits.slow_close_after
         # Items are (topic, data, request_id); data None marks "send the topic's snapshot here".
-        self._outbox: collections.deque[tuple[str | None, bytes | None, Any]] = collections.deque()
+        self._outbox: collections.deque[tuple[str | None, bytes | None, RequestId | None]] = collections.deque()
         self._resyncing: set[str] = set()
         self._wakeup = asyncio.Event()
         self._send_started: float | None = None
         self._loop = asyncio.get_running_loop()
         self._writer = self._loop.create_task(self._write_loop(), name=f"ws-writer-{self.id}")
         self._expiry: asyncio.TimerHandle | None = None
-        self._closer: asyncio.Task | None = None
+        self._closer: asyncio.Task[None] | None = None
 
     # -- enqueueing (never awaits) -------------------------------------------
 
@@ -107,7 +129,7 @@ class Session:
         self._metrics.bytes_sent.inc(len(data))
         return True
 
-    def offer_snapshot(self, topic: str, request_id: Any) -> None:
+    def offer_snapshot(self, topic: str, request_id: RequestId | None) -> None:
         """Replace whatever is queued for ``topic`` by one fresh snapshot."""
         if self.closing:
             return
@@ -116,14 +138,14 @@ class Session:
         self._resyncing.add(topic)
         self._wakeup.set()
         if len(self._outbox) > self._hard_limit:
-            self.close(CLOSE_TRY_AGAIN, "client too slow")
+            self.close(TOO_SLOW)
 
     def send(self, data: bytes) -> None:
         """Queue a control message (welcome, pong, error, status, ...)."""
         if self.closing:
             return
         if len(self._outbox) >= self._hard_limit:
-            self.close(CLOSE_TRY_AGAIN, "client too slow")
+            self.close(TOO_SLOW)
             return
         self._outbox.append((None, data, None))
         self._wakeup.set()
@@ -140,7 +162,7 @@ class Session:
     def _check_stuck(self) -> None:
         started = self._send_started
         if started is not None and self._loop.time() - started > self._stuck_after:
-            self.close(CLOSE_TRY_AGAIN, "client too slow")
+            self.close(TOO_SLOW)
 
     # -- writing ---------------------------------------------------------------
 
@@ -158,7 +180,7 @@ class Session:
                     self._resyncing.discard(topic)
                     if topic not in self.topics:
                         continue
-                    data = self._hub.snapshot_message(topic, request_id)
+                    data = self._snapshot(topic, request_id)
                     if data is None:
                         continue
                 self._send_started = self._loop.time()
@@ -166,8 +188,8 @@ class Session:
                 self._send_started = None
                 metrics.messages_sent.inc()
                 metrics.bytes_sent.inc(len(data))
-        except (ConnectionError, RuntimeError, asyncio.CancelledError):
-            pass  # the socket went away (or we are closing it); the handler cleans up
+        except (ConnectionError, RuntimeError):
+            pass  # the socket went away; the handler cleans up
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -177,30 +199,29 @@ class Session:
             self._expiry.cancel()
             self._expiry = None
         if delay is not None:
-            self._expiry = self._loop.call_later(max(delay, 0), self.close, CLOSE_EXPIRED, "token expired")
+            self._expiry = self._loop.call_later(max(delay, 0), self.close, TOKEN_EXPIRED)
 
-    def close(self, code: int, reason: str = "") -> None:
-        """Close the socket with ``code`` from any task, after flushing the queue (not for 1013)."""
+    def close(self, close: Close) -> None:
+        """Close the socket with ``close`` from any task, after flushing the queue (not for 1013)."""
         if self.closing:
             return
         self.closing = True
-        if code == CLOSE_TRY_AGAIN:
+        if close == TOO_SLOW:
             # Too slow: what is queued will not be read in time anyway.
             self._metrics.slow_closes.inc()
             self._outbox.clear()
             self._writer.cancel()
         self._wakeup.set()
-        self._closer = self._loop.create_task(self._close(code, reason))
+        self._closer = self._loop.create_task(self._close(close))
 
-    async def _close(self, code: int, reason: str) -> None:
+    async def _close(self, close: Close) -> None:
         # Let the writer flush what is queued (an error frame explaining a 1008,
         # say), but never wait on a client for long.
+        await asyncio.wait({self._writer}, timeout=_CLOSE_TIMEOUT)
+        self._writer.cancel()  # a no-op when it has drained
         try:
-            await asyncio.wait_for(asyncio.shield(self._writer), _CLOSE_TIMEOUT)
-        except (TimeoutError, asyncio.CancelledError):
-            self._writer.cancel()
-        try:
-            await asyncio.wait_for(self._ws.close(code=code, message=reason.encode()), _CLOSE_TIMEOUT)
+            async with asyncio.timeout(_CLOSE_TIMEOUT):  # not wait_for: see tasks.py
+                await self._ws.close(code=close.code, message=close.reason.encode())
         except (TimeoutError, ConnectionError, RuntimeError):
             self._abort()
 
@@ -214,17 +235,6 @@ class Session:
         self.closing = True
         if self._expiry is not None:
             self._expiry.cancel()
-        self._writer.cancel()
-        await asyncio.gather(self._writer, return_exceptions=True)
+        await cancel_and_wait(self._writer)
         if self._closer is not None and self._closer is not asyncio.current_task():
             await asyncio.gather(self._closer, return_exceptions=True)
-
-
-def text_frame(payload: bytes) -> bytes:
-    """``payload`` as one final, unmasked, uncompressed text frame (RFC 6455 5.2), as aiohttp frames it."""
-    length = len(payload)
-    if length < 126:
-        return struct.pack("!BB", 0x81, length) + payload
-    if length < 65536:
-        return struct.pack("!BBH", 0x81, 126, length) + payload
-    return struct.pack("!BBQ", 0x81, 127, length) + payload

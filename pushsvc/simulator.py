@@ -215,16 +215,42 @@ class Simulator:
                 ids,
             )
         vms = {}
-        for row in rows:
+        # Unpacked by name, in the order of _CONTEXT_COLUMNS, j.id, _JOB_COLUMNS.
+        for (
+            context_id,
+            vm_name,
+            vmware_vm_id,
+            vm_path,
+            vcenter_host,
+            datacenter,
+            status,
+            _current_job_id,
+            last_successful_job_id,
+            last_status_change,
+            job_id,
+            *job_columns,
+        ) in rows:
             job = None
-            if row[10] is not None:
-                progress = list(row[11:23])
-                job = _Job(row[10], progress, row[23], parse_db_time(row[24]), row[25] or "", row[26] or "")
-            vms[row[0]] = _VM(*row[:7], job, row[8], parse_db_time(row[9]))
-        for row in disk_rows:
-            vm = vms.get(row[0])
+            if job_id is not None:
+                *progress, replication_type, created_at, previous_change_id, export = job_columns
+                created = parse_db_time(created_at)
+                job = _Job(job_id, progress, replication_type, created, previous_change_id or "", export or "")
+            vms[context_id] = _VM(
+                context_id,
+                vm_name,
+                vmware_vm_id,
+                vm_path,
+                vcenter_host,
+                datacenter,
+                status,
+                job,
+                last_successful_job_id,
+                parse_db_time(last_status_change),
+            )
+        for vm_context_id, *disk in disk_rows:
+            vm = vms.get(vm_context_id)
             if vm is not None:
-                row_id, disk_id, vmdk, capacity, change_id, status, progress, synced = row[1:]
+                row_id, disk_id, vmdk, capacity, change_id, status, progress, synced = disk
                 vm.disks.append(
                     _Disk(
                         row_id,
@@ -446,7 +472,7 @@ class Simulator:
         )
         if not rows:
             return 0
-        total, started, created, completed = rows[0]
+        [(total, started, created, completed)] = rows
         begin, end = parse_db_time(started) or parse_db_time(created), parse_db_time(completed)
         seconds = (end - begin).total_seconds() if begin and end else 0
         return int(int(total or 0) / seconds) if seconds > 0 else 0
@@ -461,11 +487,11 @@ class Simulator:
             if incremental:
                 total = int(capacity * self.rng.uniform(0.002, 0.02)) // MiB * MiB or MiB
             else:
-                rows = await writer.fetch_all(
+                [(largest,)] = await writer.fetch_all(
                     "SELECT MAX(total_bytes) FROM replication_jobs WHERE vm_context_id = %s AND replication_type = %s",
                     [vm.context_id, "initial"],
                 )
-                total = int(rows[0][0] or capacity * 0.4)
+                total = int(largest or capacity * 0.4)
             if vm.context_id not in self._speeds:
                 self._speeds[vm.context_id] = await self._past_speed(writer, vm.context_id)
             job_id = job_id_at(now, self.rng)

@@ -16,11 +16,12 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from . import protocol
 from .auth import Claims, TokenError
 from .errors import error_response
-from .hub import is_valid_topic
-from .keys import config_key, hub_key, metrics_key, poller_key, sockets_key, verifier_key
-from .session import CLOSE_AUTH, CLOSE_POLICY, Session
+from .keys import config_key, hub_key, metrics_key, sockets_key, verifier_key
+from .protocol import ErrorCode, ProtocolError, RequestId, is_request_id, is_valid_topic, parse_since
+from .session import Session
 
 log = logging.getLogger(__name__)
 
@@ -62,37 +63,6 @@ class RateLimiter:
         return True
 
 
-class ClientError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
-
-
-def _error(code: str, message: str, request_id: Any = None) -> bytes:
-    body: dict[str, Any] = {"type": "error", "code": code, "message": message}
-    if request_id is not None:
-        body["id"] = request_id
-    return orjson.dumps(body)
-
-
-def _valid_id(value: Any) -> bool:
-    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
-
-
-def _parse_since(value: Any) -> tuple[str, int] | None:
-    if value is None:
-        return None
-    if (
-        not isinstance(value, dict)
-        or not isinstance(value.get("epoch"), str)
-        or not isinstance(value.get("seq"), int)
-        or isinstance(value.get("seq"), bool)
-        or value["seq"] < 0
-    ):
-        raise ClientError("bad_request", 'since must be {"epoch": string, "seq": integer >= 0}')
-    return value["epoch"], value["seq"]
-
-
 class Connection:
     """The read side of one socket: authentication state and message dispatch."""
 
@@ -100,13 +70,12 @@ class Connection:
         app = request.app
         self.config = app[config_key].websocket
         self.hub = app[hub_key]
-        self.poller = app[poller_key]
         self.verifier = app[verifier_key]
         self.ws = ws
         transport = request.transport
         self.session = Session(
             ws,
-            self.hub,
+            self.hub.snapshot_message,
             self.config,
             app[metrics_key],
             abort=(transport.abort if transport else lambda: None),
@@ -124,40 +93,36 @@ class Connection:
             claims: Claims = self.verifier.verify(token)
         except TokenError:
             return False
-        welcome: dict[str, Any] = {
-            "type": "welcome",
-            "session": self.session.id,
-            "epoch": self.hub.epoch,
-            "expires_at": _rfc3339(claims.expires_at),
-            "heartbeat_s": round(self.config.heartbeat),
-        }
-        if request_id is not None:
-            welcome = {"id": request_id, **welcome}
-        self.session.send(orjson.dumps(welcome))
+        self.session.send(
+            protocol.welcome(
+                self.session.id,
+                self.hub.epoch,
+                _rfc3339(claims.expires_at),
+                round(self.config.heartbeat),
+                request_id,
+            )
+        )
         delay = None
         if claims.expires_at is not None:
             delay = (claims.expires_at - dt.datetime.now(dt.UTC)).total_seconds()
         self.session.arm_expiry(delay)
         if not self.welcomed:
             self.welcomed = True
-            self.hub.register(self.session)
-            status = self.poller.status_message()
-            if status is not None:
-                self.session.send(orjson.dumps(status))
+            self.hub.register(self.session)  # sends the retained database status, if any
         return True
 
     def reject(self) -> None:
-        self.session.close(CLOSE_AUTH, "authentication required")
+        self.session.close(protocol.AUTH_FAILED)
 
-    def report(self, code: str, message: str, request_id: Any = None) -> None:
+    def report(self, code: ErrorCode, message: str, request_id: RequestId | None = None) -> None:
         """Send an ``error`` frame; close with 1008 when a client keeps misbehaving."""
-        self.session.send(_error(code, message, request_id))
+        self.session.send(protocol.error(code, message, request_id))
         now = time.monotonic()
         self.error_times.append(now)
         while self.error_times and now - self.error_times[0] > 60:
             self.error_times.popleft()
         if len(self.error_times) >= self.config.max_errors:
-            self.session.close(CLOSE_POLICY, "too many bad messages")
+            self.session.close(protocol.TOO_MANY_ERRORS)
 
     def handle_text(self, text: str) -> None:
         request_id = None
@@ -166,54 +131,52 @@ class Connection:
             try:
                 message = orjson.loads(text)
             except orjson.JSONDecodeError:
-                raise ClientError("bad_request", "message is not valid JSON") from None
+                raise ProtocolError(ErrorCode.BAD_REQUEST, "message is not valid JSON") from None
             if not isinstance(message, dict):
-                raise ClientError("bad_request", "message must be a JSON object")
+                raise ProtocolError(ErrorCode.BAD_REQUEST, "message must be a JSON object")
             if "id" in message:
-                if not _valid_id(message["id"]):
-                    raise ClientError("bad_request", "id must be a string or an integer")
+                if not is_request_id(message["id"]):
+                    raise ProtocolError(ErrorCode.BAD_REQUEST, "id must be a string or an integer")
                 request_id = message["id"]
             if not allowed:
-                raise ClientError("rate_limited", f"more than {self.config.rate_limit:g} messages per second")
+                raise ProtocolError(ErrorCode.RATE_LIMITED, f"more than {self.config.rate_limit:g} messages per second")
             self.dispatch(message, request_id)
-        except ClientError as exc:
+        except ProtocolError as exc:
             self.report(exc.code, exc.message, request_id)
         except Exception:  # a bug of ours: say so, keep the socket, log once
             log.exception("error handling a client message on session %s", self.session.id)
-            self.session.send(_error("internal", "internal error", request_id))
+            self.session.send(protocol.error(ErrorCode.INTERNAL, "internal error", request_id))
 
     def dispatch(self, message: dict[str, Any], request_id: Any) -> None:
         kind = message.get("type")
         if kind == "ping":
-            self.session.send(
-                orjson.dumps({"type": "pong"} if request_id is None else {"id": request_id, "type": "pong"})
-            )
+            self.session.send(protocol.pong(request_id))
         elif kind == "subscribe":
             topic = message.get("topic")
             if not isinstance(topic, str):
-                raise ClientError("bad_request", "subscribe needs a topic")
+                raise ProtocolError(ErrorCode.BAD_REQUEST, "subscribe needs a topic")
             if not is_valid_topic(topic):
-                raise ClientError("unknown_topic", f"unknown topic: {topic[:300]}")
-            since = _parse_since(message.get("since"))
+                raise ProtocolError(ErrorCode.UNKNOWN_TOPIC, f"unknown topic: {topic[:300]}")
+            since = parse_since(message.get("since"))
             if topic not in self.session.topics and len(self.session.topics) >= self.config.max_subscriptions:
-                raise ClientError("too_many_subscriptions", f"at most {self.config.max_subscriptions} subscriptions")
+                limit = self.config.max_subscriptions
+                raise ProtocolError(ErrorCode.TOO_MANY_SUBSCRIPTIONS, f"at most {limit} subscriptions")
             self.session.forget(topic)
             self.hub.subscribe(self.session, topic, since, request_id)
         elif kind == "unsubscribe":
             topic = message.get("topic")
             if not isinstance(topic, str):
-                raise ClientError("bad_request", "unsubscribe needs a topic")
+                raise ProtocolError(ErrorCode.BAD_REQUEST, "unsubscribe needs a topic")
             self.hub.unsubscribe(self.session, topic)
             self.session.forget(topic)
-            reply: dict[str, Any] = {"type": "unsubscribed", "topic": topic}
-            self.session.send(orjson.dumps(reply if request_id is None else {"id": request_id, **reply}))
+            self.session.send(protocol.unsubscribed(topic, request_id))
         elif kind == "auth":
             if not self.authenticate(message.get("token"), request_id):
                 self.reject()
         elif isinstance(kind, str):
-            raise ClientError("bad_request", f"unknown message type: {kind[:100]}")
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"unknown message type: {kind[:100]}")
         else:
-            raise ClientError("bad_request", "message needs a type")
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "message needs a type")
 
     async def await_auth(self) -> bool:
         """The first frame must be ``auth`` with a valid token, within ``auth_timeout``."""
@@ -229,7 +192,7 @@ class Connection:
             return False
         if not isinstance(message, dict) or message.get("type") != "auth":
             return False
-        request_id = message.get("id") if _valid_id(message.get("id")) else None
+        request_id = message.get("id") if is_request_id(message.get("id")) else None
         return self.authenticate(message.get("token"), request_id)
 
     async def run(self) -> None:
@@ -241,7 +204,7 @@ class Connection:
             if msg.type == WSMsgType.TEXT:
                 self.handle_text(msg.data)
             elif msg.type == WSMsgType.BINARY:
-                self.report("bad_request", "binary frames are not supported; send JSON text")
+                self.report(ErrorCode.BAD_REQUEST, "binary frames are not supported; send JSON text")
             else:
                 break
 
@@ -261,10 +224,15 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(
         heartbeat=config.heartbeat,
         max_msg_size=config.max_message_bytes,
+        # No permessage-deflate: every message is encoded once for all its
+        # subscribers, and sessions write ready-made uncompressed frames
+        # (wsframe.text_frame) straight to the transport.
         compress=False,
         autoping=True,
     )
     await ws.prepare(request)
+    if ws.compress:
+        raise RuntimeError("the WebSocket negotiated compression; sessions write uncompressed frames")
     metrics = request.app[metrics_key]
     metrics.sockets.inc()
     connection = Connection(request, ws)

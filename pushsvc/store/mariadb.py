@@ -1,8 +1,6 @@
 """MariaDB (and MySQL) through an aiomysql pool.
 
-Timeouts use ``asyncio.timeout`` rather than ``wait_for``: on Python 3.11
-``wait_for`` can swallow a cancellation that arrives as the awaited call
-finishes, which made shutdown hang now and then.
+Timeouts use ``asyncio.timeout``, never ``wait_for`` (why: ``pushsvc/tasks.py``).
 
 Connections are opened lazily (``minsize=0``) so the service starts while the
 database is down; every connect and statement is bounded by the configured

@@ -1,0 +1,181 @@
+"""The seam between the change source (the poller) and the hub: who publishes what, in which order.
+
+The live path runs one way::
+
+    store -> poller -> broker -> hub -> session -> socket
+
+The poller publishes a topic's first document (``publish_snapshot``), then
+merge patches (``publish_delta``), and the database status
+(``publish_status``). The broker is the ordering authority: it assigns each
+publication its ``seq``, keeps the last one per topic (the poller's diff
+base, ``last``) and delivers every publication to its consumer, the hub.
+Interest flows back as data, never as calls into the poller: the hub
+``watch``es and ``unwatch``es topics, the poller reads ``watched()`` each
+tick, and the ``on_interest`` callback given to ``open`` asks the poller for
+an early tick when a topic gains its first watcher.
+
+``seq`` rules (docs/protocol.md): a topic's first document gets a ``seq``
+above every ``seq`` handed out to a topic that was dropped before, so a stale
+``since`` can never be mistaken for a position in a new history; each delta
+is the previous ``seq`` plus one. A topic nobody watches is forgotten, and
+publications for it are ignored.
+
+:class:`LocalBroker` is the in-process implementation: dictionaries and
+direct calls, nothing awaited, so fan-out stays synchronous. A cluster
+implementation (Redis, issue 10) keeps the same interface: ``epoch`` and the
+last publication of each topic live in Redis, the leader's ``publish_*``
+append to a capped stream per topic, every instance's consumer task reads
+the streams and calls its hub, and ``watch``/``unwatch`` maintain a
+cluster-wide interest set that the leader's ``watched()`` mirrors.
+"""
+
+from __future__ import annotations
+
+import abc
+import collections
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .protocol import DatabaseStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """One change of a topic, as the broker ordered it.
+
+    ``snapshot`` publications carry the whole ``document`` (a first document,
+    or a reset the consumer must answer with snapshots); deltas carry the
+    merge ``patch`` from ``seq - 1`` and the ``document`` it yields.
+    """
+
+    topic: str
+    seq: int
+    document: Any
+    patch: Any = None
+    snapshot: bool = False
+
+
+class Consumer(Protocol):
+    """What the broker delivers to (the hub). Called synchronously; must never await a client."""
+
+    def on_publication(self, publication: Publication) -> None: ...
+
+    def on_status(self, status: DatabaseStatus) -> None: ...
+
+
+class Broker(abc.ABC):
+    """Orders publications, remembers the last one per topic, and tracks interest."""
+
+    epoch: str
+    """The stream position's epoch: ``seq``s are comparable only within one epoch."""
+
+    # -- lifecycle --------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def open(self, consumer: Consumer, on_interest: Callable[[], None]) -> None:
+        """Start delivering to ``consumer``; call ``on_interest`` when a topic gains its first watcher."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop delivering and release connections."""
+
+    # -- interest (the hub's side) ----------------------------------------------
+
+    @abc.abstractmethod
+    def watch(self, topic: str) -> None:
+        """One more watcher of ``topic``."""
+
+    @abc.abstractmethod
+    def unwatch(self, topic: str) -> None:
+        """One watcher fewer; the last one leaving drops the topic and its last publication."""
+
+    # -- publishing (the change source's side) ------------------------------------
+
+    @abc.abstractmethod
+    def watched(self) -> Collection[str]:
+        """Every topic somebody watches: what the change source must read."""
+
+    @abc.abstractmethod
+    def last(self, topic: str) -> Publication | None:
+        """The last publication of ``topic``; None until its first document is published."""
+
+    @abc.abstractmethod
+    def publish_snapshot(self, topic: str, document: Any) -> None:
+        """Publish the whole document of a watched topic (its first, normally)."""
+
+    @abc.abstractmethod
+    def publish_delta(self, topic: str, patch: Any, document: Any) -> None:
+        """Publish a merge patch taking the topic's last document to ``document``."""
+
+    @abc.abstractmethod
+    def publish_status(self, status: DatabaseStatus) -> None:
+        """Publish the database status (retained: the consumer keeps the latest)."""
+
+
+class _Detached:
+    """The consumer before ``open``: publications go nowhere."""
+
+    def on_publication(self, publication: Publication) -> None:
+        pass
+
+    def on_status(self, status: DatabaseStatus) -> None:
+        pass
+
+
+class LocalBroker(Broker):
+    """The in-process broker: one process, one hub, synchronous delivery."""
+
+    def __init__(self, epoch: str) -> None:
+        self.epoch = epoch
+        self._consumer: Consumer = _Detached()
+        self._on_interest: Callable[[], None] = lambda: None
+        self._watchers: collections.Counter[str] = collections.Counter()
+        self._last: dict[str, Publication] = {}
+        self._next_seq = 0
+
+    async def open(self, consumer: Consumer, on_interest: Callable[[], None]) -> None:
+        self._consumer, self._on_interest = consumer, on_interest
+
+    async def close(self) -> None:
+        self._consumer, self._on_interest = _Detached(), lambda: None
+
+    def watch(self, topic: str) -> None:
+        self._watchers[topic] += 1
+        if self._watchers[topic] == 1:
+            self._on_interest()
+
+    def unwatch(self, topic: str) -> None:
+        if self._watchers[topic] > 1:
+            self._watchers[topic] -= 1
+            return
+        del self._watchers[topic]
+        last = self._last.pop(topic, None)
+        if last is not None:
+            self._next_seq = max(self._next_seq, last.seq + 1)
+
+    def watched(self) -> Collection[str]:
+        return list(self._watchers)
+
+    def last(self, topic: str) -> Publication | None:
+        return self._last.get(topic)
+
+    def publish_snapshot(self, topic: str, document: Any) -> None:
+        if topic not in self._watchers:
+            return
+        previous = self._last.get(topic)
+        seq = self._next_seq if previous is None else previous.seq + 1
+        self._deliver(Publication(topic, seq, document, snapshot=True))
+
+    def publish_delta(self, topic: str, patch: Any, document: Any) -> None:
+        previous = self._last.get(topic)
+        if previous is None:
+            return  # not watched, or no first document yet: nobody holds a base to patch
+        self._deliver(Publication(topic, previous.seq + 1, document, patch))
+
+    def publish_status(self, status: DatabaseStatus) -> None:
+        self._consumer.on_status(status)
+
+    def _deliver(self, publication: Publication) -> None:
+        self._last[publication.topic] = publication
+        self._consumer.on_publication(publication)
