@@ -16,7 +16,7 @@ import orjson
 from aiohttp import web
 
 from .errors import error_response, json_response, not_found, retrieve_failed
-from .keys import builder_key, config_key, metrics_key, poller_key, store_key
+from .keys import broker_key, builder_key, config_key, hub_key, metrics_key, poller_key, store_key
 from .reads import read_detail_document, read_list_document
 from .store import StoreUnavailable
 
@@ -128,15 +128,26 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the database answers now (and the poller is not stuck on an error)."""
+    """Readiness: the database answers now (and the poller is not stuck on an error), plus the broker's state.
+
+    A cluster follower does not ask the database (it sends it no statements at all): it reports the
+    leader's view, the retained database status. ``broker: degraded`` (Redis unreachable, serving alone)
+    is still ready.
+    """
     store = request.app[store_key]
     poller = request.app[poller_key]
+    broker = request.app[broker_key]
+    described = broker.describe()
+    if not broker.reads_database:
+        database_ok = request.app[hub_key].status_frame() is None
+        body = {"status": "ok" if database_ok else "unavailable", "database": "ok" if database_ok else "unavailable"}
+        return json_response({**body, **described}, status=200 if database_ok else 503)
     try:
         async with asyncio.timeout(request.app[config_key].database.query_timeout):
             await store.ping()
     except (StoreUnavailable, TimeoutError):
-        return json_response({"status": "unavailable", "database": "unavailable"}, status=503)
-    body = {"status": "ok", "database": "ok", "poller": "ok" if poller.last_error is None else "error"}
+        return json_response({"status": "unavailable", "database": "unavailable", **described}, status=503)
+    body = {"status": "ok", "database": "ok", "poller": "ok" if poller.last_error is None else "error", **described}
     return json_response(body, status=200 if poller.last_error is None else 503)
 
 
