@@ -55,7 +55,7 @@ from .feed import DELTA, HANDOVER, RESET, STATUS, WAKE, Feed, Notice
 from .interest import Interest
 from .layout import Layout
 from .lease import Lease
-from .sharedlog import EPOCH_CHANGED, Refused, SharedLog, StoredTopic, new_epoch
+from .sharedlog import EPOCH_CHANGED, Refused, SharedLog, StoredTopic, Write, new_epoch
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ CLOSE_FLUSH_TIMEOUT = 1.0  # seconds a stopping leader waits for its queued writ
 IN_PROCESS, READY, DEGRADED = "in-process", "ready", "degraded"
 LEADER, FOLLOWER = "leader", "follower"
 
-Write = Callable[[], Coroutine[Any, Any, Any]]
+WRITE_BATCH = 256  # leader writes sent to Redis in one pipeline at most
 
 
 class _Detached:
@@ -222,8 +222,7 @@ class RedisBroker(Broker):
         self._next_seq = seq + 1
         self._deliver(Publication(topic, seq, document, snapshot=True))
         if self.state == READY:
-            holder, epoch, encoded = self.instance, self.epoch, orjson.dumps(document)
-            self._queue(lambda: self._shared().reset(holder, epoch, topic, seq, encoded))
+            self._queue(self._shared().reset_write(self.instance, self.epoch, topic, seq, orjson.dumps(document)))
 
     def publish_delta(self, topic: str, patch: Any, document: Any) -> None:
         if self.state == READY and self.role == FOLLOWER:
@@ -236,17 +235,16 @@ class RedisBroker(Broker):
         frame = protocol.delta(topic, self.epoch, seq, patch)
         self._deliver(Publication(topic, seq, document, patch, frame=frame))
         if self.state == READY:
-            holder, epoch, encoded = self.instance, self.epoch, orjson.dumps(document)
-            self._queue(lambda: self._shared().publish(holder, epoch, topic, seq, encoded, frame))
+            encoded = orjson.dumps(document)
+            self._queue(self._shared().publish_write(self.instance, self.epoch, topic, seq, encoded, frame))
 
     def publish_status(self, status: DatabaseStatus) -> None:
         if self.state == READY and self.role == FOLLOWER:
             return
         self._deliver_status(status)
         if self.state == READY:
-            holder, epoch = self.instance, self.epoch
             frame = None if status.ok else protocol.status(status)
-            self._queue(lambda: self._shared().set_status(holder, epoch, frame))
+            self._queue(self._shared().status_write(self.instance, self.epoch, frame))
 
     # -- delivery to the hub --------------------------------------------------
 
@@ -404,8 +402,7 @@ class RedisBroker(Broker):
                 self._queue_drop(topic)
 
     def _queue_drop(self, topic: str) -> None:
-        holder, epoch = self.instance, self.epoch
-        self._queue(lambda: self._shared().drop(holder, epoch, topic))
+        self._queue(self._shared().drop_write(self.instance, self.epoch, topic))
 
     async def _fall_back(self, exc: BaseException) -> None:
         """Redis is gone: serve our own clients from our own poller under a new local epoch."""
@@ -456,10 +453,13 @@ class RedisBroker(Broker):
         self._metrics.queued_writes.set(self._writes.qsize())
 
     async def _write_loop(self) -> None:
+        """Everything queued so far goes in one pipeline: one round trip per poll tick, in order."""
         while True:
-            write = await self._writes.get()
+            batch = [await self._writes.get()]
+            while not self._writes.empty() and len(batch) < WRITE_BATCH:
+                batch.append(self._writes.get_nowait())
             try:
-                await write()
+                await self._shared().apply(batch)
             except Refused as exc:
                 if exc.code == EPOCH_CHANGED:
                     self._spawn_fall_back(ConnectionError("the cluster epoch changed (Redis lost its data)"))
@@ -472,7 +472,8 @@ class RedisBroker(Broker):
                 self._spawn_fall_back(exc)
                 return
             finally:
-                self._writes.task_done()
+                for _ in batch:
+                    self._writes.task_done()
                 self._metrics.queued_writes.set(self._writes.qsize())
 
     def _spawn_fall_back(self, exc: BaseException) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 
 from .layout import Layout
 
@@ -91,6 +92,16 @@ class Refused(Exception):
     def __init__(self, code: int) -> None:
         super().__init__({NOT_LEADER: "lease lost", EPOCH_CHANGED: "epoch changed", SEQ_CONFLICT: "seq conflict"}[code])
         self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One fenced leader write, ready to run alone or in a batch (``SharedLog.apply``)."""
+
+    script: AsyncScript
+    keys: list[str]
+    args: list[Any]
+    counts: bool = False  # the reply is a count (drop), not OK/refusal codes
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,42 +197,71 @@ class SharedLog:
 
     # -- the leader (fenced on the lease and the epoch) -----------------------
 
-    async def publish(self, holder: str, epoch: str, topic: str, seq: int, document: bytes, delta: bytes) -> None:
+    async def apply(self, writes: list[Write]) -> None:
+        """Run writes in order in one round trip (a pipeline, not a transaction: each script is atomic).
+
+        Raises :class:`Refused` for the first refused one; the ones before it took effect.
+        """
+        if not writes:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for write in writes:
+                await write.script(keys=write.keys, args=write.args, client=pipe)
+            results = await pipe.execute(raise_on_error=True)
+        for write, result in zip(writes, results):
+            if write.counts and result >= 0:
+                continue
+            if result != OK:
+                raise Refused(int(result))
+
+    def publish_write(self, holder: str, epoch: str, topic: str, seq: int, document: bytes, delta: bytes) -> Write:
         """Store ``document`` at ``seq`` (= stored seq + 1), append the delta frame, notify the channel."""
         layout = self.layout
-        result = await self._publish(
-            keys=[layout.leader, layout.epoch, layout.doc(topic), layout.log(topic), layout.seq_floor],
-            args=[holder, epoch, seq, document, delta, self.history_size, layout.channel, topic],
+        return Write(
+            self._publish,
+            [layout.leader, layout.epoch, layout.doc(topic), layout.log(topic), layout.seq_floor],
+            [holder, epoch, seq, document, delta, self.history_size, layout.channel, topic],
         )
-        if result != OK:
-            raise Refused(int(result))
 
-    async def reset(self, holder: str, epoch: str, topic: str, seq: int, document: bytes) -> None:
+    def reset_write(self, holder: str, epoch: str, topic: str, seq: int, document: bytes) -> Write:
         """Start ``topic`` afresh at ``seq`` (at least ``seq_floor()``) with an empty stream."""
         layout = self.layout
-        result = await self._reset(
-            keys=[layout.leader, layout.epoch, layout.doc(topic), layout.log(topic), layout.seq_floor],
-            args=[holder, epoch, seq, document, layout.channel, topic],
+        return Write(
+            self._reset,
+            [layout.leader, layout.epoch, layout.doc(topic), layout.log(topic), layout.seq_floor],
+            [holder, epoch, seq, document, layout.channel, topic],
         )
-        if result != OK:
-            raise Refused(int(result))
+
+    def drop_write(self, holder: str, epoch: str, topic: str) -> Write:
+        """Forget a topic nobody watches (a no-op if someone registered interest meanwhile)."""
+        layout = self.layout
+        return Write(
+            self._drop,
+            [layout.leader, layout.epoch, layout.interest, layout.doc(topic), layout.log(topic)],
+            [holder, epoch, topic],
+            counts=True,
+        )
+
+    def status_write(self, holder: str, epoch: str, frame: bytes | None) -> Write:
+        """Retain (or, with None, clear) the database status frame and tell every instance."""
+        layout = self.layout
+        return Write(
+            self._status, [layout.leader, layout.epoch, layout.status], [holder, epoch, frame or b"", layout.channel]
+        )
+
+    async def publish(self, holder: str, epoch: str, topic: str, seq: int, document: bytes, delta: bytes) -> None:
+        await self.apply([self.publish_write(holder, epoch, topic, seq, document, delta)])
+
+    async def reset(self, holder: str, epoch: str, topic: str, seq: int, document: bytes) -> None:
+        await self.apply([self.reset_write(holder, epoch, topic, seq, document)])
 
     async def drop(self, holder: str, epoch: str, topic: str) -> bool:
-        """Forget a topic nobody watches (False: someone registered interest meanwhile, it stays)."""
-        layout = self.layout
-        result = await self._drop(
-            keys=[layout.leader, layout.epoch, layout.interest, layout.doc(topic), layout.log(topic)],
-            args=[holder, epoch, topic],
-        )
+        """False: someone registered interest meanwhile, the topic stays."""
+        write = self.drop_write(holder, epoch, topic)
+        result = await write.script(keys=write.keys, args=write.args)
         if result < 0:
             raise Refused(int(result))
         return bool(result)
 
     async def set_status(self, holder: str, epoch: str, frame: bytes | None) -> None:
-        """Retain (or, with None, clear) the database status frame and tell every instance."""
-        layout = self.layout
-        result = await self._status(
-            keys=[layout.leader, layout.epoch, layout.status], args=[holder, epoch, frame or b"", layout.channel]
-        )
-        if result != OK:
-            raise Refused(int(result))
+        await self.apply([self.status_write(holder, epoch, frame)])

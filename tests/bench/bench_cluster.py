@@ -182,51 +182,48 @@ async def latency(bench: Bench, seconds: float) -> None:
 
 async def latency_at(bench: Bench, interval: float, seconds: float) -> None:
     topics = ["vm-contexts"] + [f"vm-context/{vm.name}" for vm in bench.active[:5]]
-    if True:
-        cluster = await bench.cluster(2, interval=interval)
-        leader = await cluster.leader()
-        follower = next(instance for instance in cluster if instance is not leader)
-        on_leader = await clients_on(leader, bench.token, topics, 1)
-        on_follower = await clients_on(follower, bench.token, topics, 1)
-        stamps: dict[int, float] = {}
-        arrivals: dict[str, dict[tuple[str, int], float]] = {"leader": {}, "follower": {}}
-        latencies: dict[str, list[float]] = {"leader": [], "follower": []}
+    cluster = await bench.cluster(2, interval=interval)
+    leader = await cluster.leader()
+    follower = next(instance for instance in cluster if instance is not leader)
+    on_leader = await clients_on(leader, bench.token, topics, 1)
+    on_follower = await clients_on(follower, bench.token, topics, 1)
+    stamps: dict[int, float] = {}
+    arrivals: dict[str, dict[tuple[str, int], float]] = {"leader": {}, "follower": {}}
+    latencies: dict[str, list[float]] = {"leader": [], "follower": []}
 
-        def record(client, message, now, *, side: str) -> None:
-            if message.get("type") != "delta":
-                return
-            arrivals[side][(message["topic"], message["seq"])] = now
-            if message["topic"] != "vm-contexts":
-                return
-            for entry in message["patch"]["vm_contexts"].values():
-                marker = ((entry or {}).get("current_job") or {}).get("bytes_transferred")
-                if marker in stamps:
-                    latencies[side].append((now - stamps[marker]) * 1000)
+    def record(client, message, now, *, side: str) -> None:
+        if message.get("type") != "delta":
+            return
+        arrivals[side][(message["topic"], message["seq"])] = now
+        if message["topic"] != "vm-contexts":
+            return
+        for entry in message["patch"]["vm_contexts"].values():
+            marker = ((entry or {}).get("current_job") or {}).get("bytes_transferred")
+            if marker in stamps:
+                latencies[side].append((now - stamps[marker]) * 1000)
 
-        stop = asyncio.Event()
-        drainers = [
-            asyncio.create_task(drain(on_leader, stop, lambda c, m, t: record(c, m, t, side="leader"))),
-            asyncio.create_task(drain(on_follower, stop, lambda c, m, t: record(c, m, t, side="follower"))),
-        ]
-        writer = asyncio.create_task(bench.progress_writes(0.01, stamps))
-        await asyncio.sleep(seconds)
-        writer.cancel()
-        await asyncio.sleep(interval + 0.5)
-        stop.set()
-        await asyncio.gather(*drainers)
-        hops = [
-            (arrivals["follower"][key] - at) * 1000
-            for key, at in arrivals["leader"].items()
-            if key in arrivals["follower"]
-        ]
-        for side in ("leader", "follower"):
-            values = latencies[side]
-            hop = f"{pct(hops, 50):.2f} | {pct(hops, 99):.2f}" if side == "follower" else "- | -"
-            print(f"| {interval} s | {side} | {len(values)} | {pct(values, 50):.1f} | {pct(values, 99):.1f} | {hop} |")
-        print(f"|  | (extra hop over {len(hops)} deltas) | | | | | |")
-        for client in on_leader + on_follower:
-            await client.close()
-        await cluster.close()
+    stop = asyncio.Event()
+    drainers = [
+        asyncio.create_task(drain(on_leader, stop, lambda c, m, t: record(c, m, t, side="leader"))),
+        asyncio.create_task(drain(on_follower, stop, lambda c, m, t: record(c, m, t, side="follower"))),
+    ]
+    writer = asyncio.create_task(bench.progress_writes(0.01, stamps))
+    await asyncio.sleep(seconds)
+    writer.cancel()
+    await asyncio.sleep(interval + 0.5)
+    stop.set()
+    await asyncio.gather(*drainers)
+    hops = [
+        (arrivals["follower"][key] - at) * 1000 for key, at in arrivals["leader"].items() if key in arrivals["follower"]
+    ]
+    for side in ("leader", "follower"):
+        values = latencies[side]
+        hop = f"{pct(hops, 50):.2f} | {pct(hops, 99):.2f}" if side == "follower" else "- | -"
+        print(f"| {interval} s | {side} | {len(values)} | {pct(values, 50):.1f} | {pct(values, 99):.1f} | {hop} |")
+    print(f"|  | (extra hop over {len(hops)} deltas) | | | | | |")
+    for client in on_leader + on_follower:
+        await client.close()
+    await cluster.close()
 
 
 async def failover(bench: Bench, runs: int) -> None:
