@@ -41,6 +41,7 @@ from tests.wsclient import LiveClient  # noqa: E402
 
 VMS = 40
 ACTIVE = 20
+WRITE_PAUSE = float(__import__("os").environ.get("BENCH_WRITE_PAUSE", "0.01"))  # latency: seconds between writes
 
 
 def pct(values: list[float], p: float) -> float:
@@ -216,11 +217,16 @@ async def latency_at(bench: Bench, interval: float, seconds: float) -> None:
     hops = [
         (arrivals["follower"][key] - at) * 1000 for key, at in arrivals["leader"].items() if key in arrivals["follower"]
     ]
+    by_kind: dict[str, list[float]] = {}
+    for key, at in arrivals["leader"].items():
+        if key in arrivals["follower"]:
+            by_kind.setdefault(key[0].split("/")[0], []).append((arrivals["follower"][key] - at) * 1000)
+    hop_notes = "; ".join(f"{kind} p50 {pct(v, 50):.2f} p99 {pct(v, 99):.2f} ({len(v)})" for kind, v in by_kind.items())
     for side in ("leader", "follower"):
         values = latencies[side]
         hop = f"{pct(hops, 50):.2f} | {pct(hops, 99):.2f}" if side == "follower" else "- | -"
         print(f"| {interval} s | {side} | {len(values)} | {pct(values, 50):.1f} | {pct(values, 99):.1f} | {hop} |")
-    print(f"|  | (extra hop over {len(hops)} deltas) | | | | | |")
+    print(f"|  | (extra hop over {len(hops)} deltas: {hop_notes}) | | | | | |")
     for client in on_leader + on_follower:
         await client.close()
     await cluster.close()
