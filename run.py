@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""pushsvc entry point: ``python run.py [--config PATH]``, ``--demo``, ``token``, ``schema``."""
+"""Shim for a checkout: ``python run.py ...`` is the installed ``pushsvc ...`` command (``pushsvc.cli:main``)."""
 
 import sys
 

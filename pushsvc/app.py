@@ -12,6 +12,7 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
@@ -20,7 +21,7 @@ from aiohttp.abc import AbstractAccessLogger
 from . import api, ws
 from .auth import TokenError, TokenVerifier
 from .broker import Broker, LocalBroker
-from .config import Config, data_dir
+from .config import Config, default_database_url
 from .documents import DocumentBuilder
 from .errors import error_response, retrieve_failed, unauthorized
 from .hub import Hub
@@ -47,16 +48,14 @@ from .timefmt import resolve_zone
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# The GUI is package data, so a wheel install serves it too. pushsvc/_static is
+# a symlink to the checkout's static/ (the one source); a wheel build copies
+# the files in its place (pyproject.toml, package-data).
+STATIC_DIR = Path(str(resources.files(__package__).joinpath("_static")))
 PROTECTED_PREFIX = "/api/v1/vm-contexts"
 REDACTED_QUERY_KEYS = ws.URL_TOKEN_PARAMS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def default_database_url() -> str:
-    """The embedded SQLite file used when ``database.url`` is empty."""
-    return f"sqlite://{data_dir() / 'pushsvc.db'}"
 
 
 def create_app(config: Config, *, store: Store | None = None, run_poller: bool = True) -> web.Application:

@@ -8,21 +8,27 @@ import gc
 import logging
 import os
 import sys
+from collections.abc import AsyncIterator, Callable
+from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
 
 from .auth import mint_token, parse_ttl
-from .config import Config, ConfigError, data_dir, load_config
+from .config import Config, ConfigError, data_dir, default_database_url, load_config
 from .store import StoreUnavailable, open_store
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+# The default config is package data, like the GUI: pushsvc/_config.yaml is a
+# symlink to the checkout's config.yaml, copied into the wheel by the build.
+DEFAULT_CONFIG = Path(str(resources.files("pushsvc").joinpath("_config.yaml")))
 DEMO_TIMEZONE = "Europe/London"
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run.py", description="pushsvc: real-time push for VM-migration progress")
-    parser.add_argument("--config", help="YAML config file (default: config.yaml beside run.py, or $PUSHSVC_CONFIG)")
+    parser = argparse.ArgumentParser(description="pushsvc: real-time push for VM-migration progress")
+    parser.add_argument("--config", help="YAML config file (default: $PUSHSVC_CONFIG, else pushsvc's config.yaml)")
     parser.add_argument("--demo", action="store_true", help="serve demo data (embedded SQLite unless --database)")
     parser.add_argument("--database", help="database URL (mysql://user:pass@host:port/db or sqlite:///path)")
     parser.add_argument("--no-simulator", action="store_true", help="with --demo: do not simulate replication")
@@ -46,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "schema":
             return asyncio.run(_create_schema(config, args.seed))
-        return serve(config, demo=args.demo, simulate=not args.no_simulator)
+        if args.demo:
+            return serve_demo(config, simulate=not args.no_simulator)
+        return serve(config)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
@@ -64,14 +72,8 @@ def _load(args: argparse.Namespace) -> Config:
         load_config_check(config)
     if args.port is not None:
         config = config.replace("server", port=args.port)
-    if args.demo:
-        if not config.database.timezone:
-            config = config.replace("database", timezone=DEMO_TIMEZONE)
-        if not config.database.url:
-            path = data_dir() / "demo.db"
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-            config = config.replace("database", url=f"sqlite://{path}")
+    if args.demo and not config.database.timezone:
+        config = config.replace("database", timezone=DEMO_TIMEZONE)
     return config
 
 
@@ -82,8 +84,9 @@ def load_config_check(config: Config) -> None:
 
 
 async def _create_schema(config: Config, seed: bool) -> int:
-    from .app import default_database_url
-    from .fixtures import load_seed
+    # The seed rows belong to the demo package, which the service never
+    # imports: this command loads it lazily, as --demo does.
+    from .demo.seed import load_seed
 
     store = open_store(config.database, default_database_url())
     try:
@@ -99,22 +102,44 @@ async def _create_schema(config: Config, seed: bool) -> int:
     return 0
 
 
-def serve(config: Config, *, demo: bool = False, simulate: bool = True) -> int:
+def serve_demo(config: Config, *, simulate: bool) -> int:
+    """``--demo``: the service plus the demo's rows and simulator.
+
+    The demo depends on the service, never the reverse, so this command
+    imports the demo package lazily (as ``schema --seed`` does). Without
+    ``--database`` the demo gets a fresh embedded database, claimed under a
+    lock before any file is touched: a second demo says so in one line and
+    leaves the running one alone.
+    """
+    from .demo import DemoRunning, claim_demo_database, demo_context
+
+    if config.database.url:
+        return serve(config, demo=demo_context(simulate))
+    path = data_dir() / "demo.db"
+    try:
+        lock = claim_demo_database(path)
+    except DemoRunning as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with lock:
+        return serve(config.replace("database", url=f"sqlite://{path}"), demo=demo_context(simulate))
+
+
+def serve(config: Config, *, demo: CleanupContext | None = None) -> int:
+    """Run the service until SIGINT/SIGTERM; ``demo`` is started first and stopped last."""
     from .app import create_app
 
     logging.basicConfig(level=config.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(config)
-    if demo:
-        from .demo import demo_context
-
-        app.cleanup_ctx.insert(0, demo_context(simulate))
+    if demo is not None:
+        app.cleanup_ctx.insert(0, demo)
     tune_garbage_collector()
     host, port = config.server.host, config.server.port
 
     def announce(_: str) -> None:
         shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
         print(f"pushsvc listening on http://{shown}:{port}/", flush=True)
-        if demo:
+        if demo is not None:
             token = mint_token(config.auth, "demo-operator", parse_ttl("12h"))
             print(f"Dashboard: http://{shown}:{port}/  (paste the token below to sign in)", flush=True)
             print(f"Token (12h): {token}", flush=True)

@@ -188,8 +188,9 @@ class Hub:
         topic.history.append((topic.seq, data))
         if len(topic.history) > self.history_size:
             topic.history.popleft()
+        name = topic.name
         for session in topic.subscribers:
-            session.offer(topic.name, data)
+            session.offer(name, data)
 
     def on_status(self, status: DatabaseStatus) -> None:
         """Tell every registered session; keep the frame for later ones unless the database is ok."""

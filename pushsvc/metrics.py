@@ -38,6 +38,26 @@ class Metrics:
         self.resyncs = Counter("pushsvc_resyncs", "Slow-client queues replaced by a fresh snapshot", registry=registry)
         self.slow_closes = Counter("pushsvc_slow_closes", "Sockets closed with 1013 (too slow)", registry=registry)
         self.http_requests = Counter("pushsvc_http_requests", "REST requests by status", ["status"], registry=registry)
+        # Change source (pushsvc/binlog): which one is in use, and how the binlog keeps up.
+        self.change_source = Gauge(
+            "pushsvc_change_source", "1 for the change source in use (poll or binlog)", ["source"], registry=registry
+        )
+        self.change_source.labels("poll").set(1)
+        self.change_source.labels("binlog").set(0)
+        self.binlog_events = Counter(
+            "pushsvc_binlog_events", "Binlog row events read for the watched tables", registry=registry
+        )
+        self.binlog_batches = Counter(
+            "pushsvc_binlog_batches", "Change batches the binlog source handed on", registry=registry
+        )
+        self.binlog_lag = Gauge(
+            "pushsvc_binlog_lag_seconds",
+            "Now minus the newest binlog commit's time (the binlog stamps whole seconds)",
+            registry=registry,
+        )
+        self.binlog_fallbacks = Counter(
+            "pushsvc_binlog_fallbacks", "Times the binlog stream was lost and polling took over", registry=registry
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

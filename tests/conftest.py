@@ -15,7 +15,7 @@ import pytest
 
 from pushsvc.app import create_app
 from pushsvc.config import Config, parse_database_url
-from pushsvc.fixtures import load_seed
+from pushsvc.demo.seed import load_seed
 from pushsvc.store import open_store
 
 from .dbproxy import DatabaseProxy
@@ -145,3 +145,43 @@ async def manual_app(config, store, aiohttp_client):
     app = create_app(config, run_poller=False)
     client = await aiohttp_client(app)
     return app, client
+
+
+# -- a private MariaDB with the binary log on (the binlog source's tests) -------
+
+
+@pytest.fixture(scope="session")
+def binlog_template(tmp_path_factory):
+    """System tables installed once per test run; each private server copies them."""
+    from .binlog_server import install_template
+
+    return install_template(tmp_path_factory.mktemp("mariadb-template"))
+
+
+@pytest.fixture(scope="session")
+def binlog_server(binlog_template, tmp_path_factory):
+    """A private MariaDB with ``--log-bin --binlog-format=ROW``, started once per run.
+
+    Tests may ``restart()`` it; it is stopped at the end of the run.
+    """
+    from .binlog_server import PrivateMariaDB
+
+    server = PrivateMariaDB(tmp_path_factory.mktemp("mariadb-binlog"), binlog_template, server_id=71)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def binlog_store(binlog_server):
+    """A database of this test's own on the private binlog server, with the schema: (store, url)."""
+    from pushsvc.config import DatabaseConfig
+
+    name = f"pushsvc_test_{secrets.token_hex(6)}"
+    binlog_server.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    url = binlog_server.database_url(name)
+    store = open_store(DatabaseConfig(url=url))
+    await store.create_schema()
+    yield store, url
+    await store.close()
+    binlog_server.execute(f"DROP DATABASE IF EXISTS {name}")

@@ -10,7 +10,7 @@ import urllib.parse
 import jwt
 
 from pushsvc.config import Config, build_config
-from pushsvc.fixtures import SEED_TIMEZONE
+from pushsvc.demo.seed import SEED_TIMEZONE
 from pushsvc.patch import drop_nulls
 
 SECRET = "test-secret-" + "x" * 60

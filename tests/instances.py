@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from pushsvc.fixtures import SEED_TIMEZONE
+from pushsvc.demo.seed import SEED_TIMEZONE
 
 from .helpers import SECRET
 from .redisserver import free_port

@@ -75,7 +75,7 @@ class Bench:
             self.proxies.append(proxy)
 
     async def cluster(self, count: int, interval: float, lease_ttl: float = 0.0, namespace: str = "b") -> Cluster:
-        lease_ttl = lease_ttl or max(1.0, 3 * interval)
+        lease_ttl = lease_ttl or 1.0
         name = self.url.rsplit("/", 1)[1]
         auth = self.url.split("//", 1)[1].split("@", 1)[0]
         urls = [f"mysql://{auth}@127.0.0.1:{proxy.port}/{name}" for proxy in self.proxies[:count]]

@@ -204,7 +204,7 @@ class BenchDatabase:
 
         Returns the active jobs' ids. Rows are shaped like the seed's pgtest1.
         """
-        from pushsvc import fixtures as f
+        from pushsvc.demo import seed as f
 
         now = dt.datetime.utcnow().replace(microsecond=0)
         contexts, jobs, disk_rows, cbt_rows, current = [], [], [], [], []

@@ -11,7 +11,8 @@ import time
 import pytest
 from playwright.async_api import expect
 
-from pushsvc.fixtures import SEED_CONTEXT, SEED_CURRENT_JOB, SEED_DISK, for_engine, insert_row, ms
+from pushsvc.demo.seed import SEED_CONTEXT, SEED_CURRENT_JOB, SEED_DISK, ms
+from pushsvc.store.writes import for_engine, insert_row
 
 from ..helpers import make_token
 from .conftest import POLL_INTERVAL, TIMEOUT_MS, browser_config, execute, expect_state, sign_in

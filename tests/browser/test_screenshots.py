@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import expect
 
-from pushsvc.demo_data import load_demo
+from pushsvc.demo.data import load_demo
 
 from ..helpers import make_token
 from .conftest import DESKTOP, PHONE, TIMEOUT_MS, sign_in

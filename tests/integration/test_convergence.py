@@ -15,9 +15,9 @@ import datetime as dt
 import random
 from dataclasses import dataclass, field
 
-from pushsvc.fixtures import insert_row
 from pushsvc.keys import hub_key, poller_key
 from pushsvc.patch import diff
+from pushsvc.store.writes import insert_row
 
 from ..helpers import rest_dashboard, rest_detail
 from ..wsclient import LiveClient

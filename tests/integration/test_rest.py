@@ -7,7 +7,8 @@ import urllib.parse
 
 import pytest
 
-from pushsvc.fixtures import SEED_CURRENT_JOB, for_engine, insert_row, ms
+from pushsvc.demo.seed import SEED_CURRENT_JOB, ms
+from pushsvc.store.writes import for_engine, insert_row
 
 from ..helpers import assert_error_body, assert_same_document, load_seed_json
 

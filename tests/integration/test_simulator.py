@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 
 from pushsvc.app import create_app
-from pushsvc.demo import demo_context, prepare_demo_database
-from pushsvc.demo_data import FLEET, SEED_CONTEXT_IDS, MiB, load_demo
-from pushsvc.fixtures import SEED_CONTEXT, for_engine, insert_row, ms
-from pushsvc.simulator import Simulator
+from pushsvc.demo.context import demo_context, prepare_demo_database
+from pushsvc.demo.data import FLEET, SEED_CONTEXT_IDS, MiB, load_demo
+from pushsvc.demo.seed import SEED_CONTEXT, ms
+from pushsvc.demo.simulator import Simulator
 from pushsvc.store import StoreUnavailable
+from pushsvc.store.writes import for_engine, insert_row
 
 from ..helpers import assert_same_document as assert_same_json
 from ..helpers import load_seed_json as seed_json
@@ -546,7 +547,7 @@ async def test_run_logs_errors_backs_off_and_keeps_going(store, caplog):
     with pytest.raises(asyncio.CancelledError):
         await task
     assert len(calls) >= 3
-    messages = [record.getMessage() for record in caplog.records if record.name == "pushsvc.simulator"]
+    messages = [record.getMessage() for record in caplog.records if record.name == "pushsvc.demo.simulator"]
     assert any("database unavailable" in message for message in messages)
     assert any("step failed" in message for message in messages)
 

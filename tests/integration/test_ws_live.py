@@ -6,8 +6,9 @@ import aiohttp
 import pytest
 
 from pushsvc.app import create_app
-from pushsvc.fixtures import SEED_CONTEXT, SEED_CURRENT_JOB, SEED_DISK, for_engine, insert_row, ms
+from pushsvc.demo.seed import SEED_CONTEXT, SEED_CURRENT_JOB, SEED_DISK, ms
 from pushsvc.keys import hub_key, metrics_key, poller_key, store_key
+from pushsvc.store.writes import for_engine, insert_row
 
 from ..helpers import make_config, rest_dashboard, rest_detail
 from ..wsclient import LiveClient

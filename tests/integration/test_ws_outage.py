@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pushsvc.app import create_app
-from pushsvc.fixtures import SEED_CURRENT_JOB
+from pushsvc.demo.seed import SEED_CURRENT_JOB
 from pushsvc.keys import hub_key, poller_key
 
 from ..helpers import make_config, rest_dashboard, rest_detail

@@ -27,7 +27,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .demo_data import (
+from ..store import Store, StoreUnavailable, Writer
+from ..store.writes import for_engine, insert_row
+from ..timefmt import parse_db_time
+from .data import (
     ENDED_STATUSES,
     ERROR_MESSAGES,
     LINKS,
@@ -47,9 +50,6 @@ from .demo_data import (
     to_ms,
     to_s,
 )
-from .fixtures import for_engine, insert_row
-from .store import Store, StoreUnavailable, Writer
-from .timefmt import parse_db_time
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,6 @@ class Simulator:
             except Exception:
                 delay = min(max(delay, period) * 2, 30.0)
                 log.exception("simulator step failed; retrying in %.0fs", delay)
-            _raise_if_cancelled()
             await asyncio.sleep(delay)
 
     async def step(self) -> None:
@@ -564,15 +563,3 @@ class Simulator:
                 )
         self._idle_until.pop(vm.context_id, None)
         log.info("simulator: %s started %s (%s, %d bytes)", vm.vm_name, job_id, kind, total)
-
-
-def _raise_if_cancelled() -> None:
-    """Re-raise a cancellation the step swallowed.
-
-    Python 3.11's ``wait_for`` (used by the store) drops a cancellation that
-    arrives as the awaited call finishes, returning its result or error
-    instead; the loop would then run on and ``cancel()`` + ``await`` hang.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError

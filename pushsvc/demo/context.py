@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from .app import default_database_url
-from .demo_data import DEMO_MARKER, load_demo
-from .keys import config_key, zone_key
+from ..config import default_database_url
+from ..keys import config_key, zone_key
+from ..store import Store, open_store
+from ..tasks import cancel_and_wait
+from .data import DEMO_MARKER, load_demo
 from .simulator import Simulator
-from .store import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,7 @@ def demo_context(simulate: bool) -> Callable[[web.Application], AsyncIterator[No
             yield
         finally:
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(task)  # pushsvc/tasks.py: why one cancel() is not enough
             await store.close()
 
     return context

@@ -1,6 +1,6 @@
 """Demo rows: about a dozen VMs written the way the appliance writes them.
 
-``load_demo`` writes the seed VM (``fixtures.load_seed``: pgtest1 and pgtest2)
+``load_demo`` writes the seed VM (``seed.load_seed``: pgtest1 and pgtest2)
 and ten more VMs in a mix of states: initial and incremental syncs in flight,
 one job still in its setup phase, VMs ready for failover with completed jobs
 and CBT history, one failed VM, one only discovered, and one with more than
@@ -22,17 +22,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .fixtures import (
+from ..store import Store, Writer
+from ..store.writes import for_engine, insert_row, to_db
+from .seed import (
     SECOND_CONTEXT,
     SEED_CONTEXT,
     SEED_CURRENT_JOB,
     SEED_EARLIER_JOB,
-    for_engine,
-    insert_row,
     load_seed,
-    to_db,
 )
-from .store import Store, Writer
 
 GiB = 1024**3
 MiB = 1024**2

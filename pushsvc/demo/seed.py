@@ -9,10 +9,9 @@ with ``database.timezone: Europe/London`` they render with the seed's +01:00.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from typing import Any
 
-from .store import Store, Writer
+from ..store import Store
+from ..store.writes import for_engine, insert_row, to_db
 
 SEED_TIMEZONE = "Europe/London"
 
@@ -20,27 +19,6 @@ SEED_TIMEZONE = "Europe/London"
 def ms(text: str) -> dt.datetime:
     """A naive local time from ``YYYY-MM-DD HH:MM:SS[.fff]``."""
     return dt.datetime.fromisoformat(text)
-
-
-async def insert_row(writer: Writer, table: str, row: Mapping[str, Any]) -> int:
-    """INSERT one row. ``table`` and the keys are code constants, never user input."""
-    columns = ", ".join(row)
-    marks = ", ".join(["%s"] * len(row))
-    return await writer.insert(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
-
-
-def to_db(value: Any, engine: str) -> Any:
-    """SQLite keeps times as text in MariaDB's format; MariaDB takes datetimes."""
-    if engine == "sqlite" and isinstance(value, dt.datetime):
-        text = value.strftime("%Y-%m-%d %H:%M:%S")
-        if value.microsecond:
-            text += f".{value.microsecond // 1000:03d}"
-        return text
-    return value
-
-
-def for_engine(row: Mapping[str, Any], engine: str) -> dict[str, Any]:
-    return {key: to_db(value, engine) for key, value in row.items()}
 
 
 SEED_CONTEXT = {

@@ -1,0 +1,97 @@
+"""What the binlog source hands its consumer: change batches, and the news that it stopped.
+
+A batch only *names* what changed; the consumer re-reads those VMs through
+the same read-and-diff path as a poll and publishes whatever the read shows.
+So a batch may name too much (a row rewritten with the values it had), never
+has to be complete in its details, and when in doubt says ``full_reread``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ChangeBatch:
+    """The changes of one or more committed transactions (never part of one).
+
+    ``context_ids`` are contexts named directly (a context row, or the
+    ``vm_context_id`` of a job, disk or CBT row image). ``job_ids``,
+    ``disk_ids`` and ``cbt_ids`` are rows whose image did not name their
+    context (``binlog_row_image=MINIMAL``, or a job with no
+    ``vm_context_id``): :func:`pushsvc.binlog.resolve.resolve_contexts` maps
+    them with one query. ``contexts_changed``: a context row was inserted or
+    deleted (or its id changed), so the set of VMs is different.
+    ``full_reread``: why everything must be read again (the stream
+    (re)connected, a statement such as TRUNCATE or ALTER touched the
+    database, a transaction too large to itemise); ``None`` when the named
+    rows are enough.
+    """
+
+    context_ids: frozenset[str] = frozenset()
+    job_ids: frozenset[str] = frozenset()
+    disk_ids: frozenset[int] = frozenset()
+    cbt_ids: frozenset[int] = frozenset()
+    contexts_changed: bool = False
+    full_reread: str | None = None
+    transactions: int = 0
+    # Unix time of the newest transaction's commit event (whole seconds: the binlog's resolution).
+    committed_at: float = 0.0
+
+    def merge(self, other: ChangeBatch) -> ChangeBatch:
+        """Both batches' changes as one (``other`` is the later)."""
+        return ChangeBatch(
+            context_ids=self.context_ids | other.context_ids,
+            job_ids=self.job_ids | other.job_ids,
+            disk_ids=self.disk_ids | other.disk_ids,
+            cbt_ids=self.cbt_ids | other.cbt_ids,
+            contexts_changed=self.contexts_changed or other.contexts_changed,
+            full_reread=self.full_reread or other.full_reread,
+            transactions=self.transactions + other.transactions,
+            committed_at=max(self.committed_at, other.committed_at),
+        )
+
+
+@dataclass(frozen=True)
+class SourceLost:
+    """The binlog stream stopped (``reason`` says why): poll until a ``full_reread`` batch says it is back."""
+
+    reason: str
+
+
+Signal = ChangeBatch | SourceLost
+
+
+@dataclass
+class PendingChanges:
+    """The changes of the transaction being read (the reader thread's scratch pad)."""
+
+    context_ids: set[str] = field(default_factory=set)
+    job_ids: set[str] = field(default_factory=set)
+    disk_ids: set[int] = field(default_factory=set)
+    cbt_ids: set[int] = field(default_factory=set)
+    contexts_changed: bool = False
+    full_reread: str | None = None
+    rows: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.context_ids
+            or self.job_ids
+            or self.disk_ids
+            or self.cbt_ids
+            or self.contexts_changed
+            or self.full_reread
+        )
+
+    def freeze(self, committed_at: float) -> ChangeBatch:
+        return ChangeBatch(
+            context_ids=frozenset(self.context_ids),
+            job_ids=frozenset(self.job_ids),
+            disk_ids=frozenset(self.disk_ids),
+            cbt_ids=frozenset(self.cbt_ids),
+            contexts_changed=self.contexts_changed,
+            full_reread=self.full_reread,
+            transactions=1,
+            committed_at=committed_at,
+        )

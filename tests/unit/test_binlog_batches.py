@@ -1,0 +1,77 @@
+"""The binlog source's loop-side pieces: batches merge, the queue keeps order, grants parse."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pushsvc.binlog.batch import ChangeBatch, PendingChanges, SourceLost
+from pushsvc.binlog.coalesce import CoalescingQueue
+from pushsvc.binlog.requirements import global_privileges
+
+
+def batch(*context_ids: str, **fields) -> ChangeBatch:
+    return ChangeBatch(context_ids=frozenset(context_ids), transactions=1, **fields)
+
+
+def test_merge_unites_everything_and_keeps_the_first_reason():
+    merged = batch("a", job_ids=frozenset({"j"}), committed_at=5.0).merge(
+        batch("b", disk_ids=frozenset({7}), contexts_changed=True, full_reread="connected", committed_at=3.0)
+    )
+    assert merged == ChangeBatch(
+        context_ids=frozenset({"a", "b"}),
+        job_ids=frozenset({"j"}),
+        disk_ids=frozenset({7}),
+        contexts_changed=True,
+        full_reread="connected",
+        transactions=2,
+        committed_at=5.0,
+    )
+
+
+def test_pending_changes_are_empty_until_something_is_named():
+    pending = PendingChanges()
+    assert not pending
+    pending.rows = 3  # rows seen but nothing named (a disk of no VM)
+    assert not pending
+    pending.cbt_ids.add(1)
+    assert pending and pending.freeze(9.0) == ChangeBatch(cbt_ids=frozenset({1}), transactions=1, committed_at=9.0)
+
+
+async def test_queued_batches_merge_but_never_across_a_lost_signal():
+    queue = CoalescingQueue(window=0)
+    queue.put(batch("a"))
+    queue.put(batch("b"))
+    queue.put(SourceLost("gone"))
+    queue.put(batch(full_reread="reconnected"))
+    queue.put(batch("c"))
+    assert len(queue) == 3
+    assert await queue.get() == batch("a").merge(batch("b"))
+    assert await queue.get() == SourceLost("gone")
+    last = await queue.get()
+    assert (last.context_ids, last.full_reread, last.transactions) == ({"c"}, "reconnected", 2)
+    assert len(queue) == 0
+
+
+async def test_a_batch_waits_out_the_window_for_its_neighbours():
+    queue = CoalescingQueue(window=0.2)
+    taken = asyncio.create_task(queue.get())
+    queue.put(batch("a"))
+    for _ in range(3):
+        await asyncio.sleep(0)  # let get() see the first batch and start its window
+    assert not taken.done()
+    queue.put(batch("b"))  # within the window: joins the first
+    assert await taken == batch("a").merge(batch("b"))
+
+
+def test_global_privileges_come_from_the_login_and_its_active_role():
+    lines = [
+        "GRANT USAGE ON *.* TO `svc`@`%` IDENTIFIED BY PASSWORD '*ABC'",
+        "GRANT SELECT ON `migratekit_oma`.* TO `svc`@`%`",
+        "GRANT `reader` TO `svc`@`%`",
+        "GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO `reader`",
+        "GRANT SELECT ON `db`.`t` TO `svc`@`%` WITH GRANT OPTION",
+    ]
+    assert global_privileges(lines) == {"USAGE", "REPLICATION SLAVE", "BINLOG MONITOR"}
+    assert global_privileges(["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION"]) == {
+        "ALL PRIVILEGES"
+    }
