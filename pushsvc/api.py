@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import orjson
 from aiohttp import web
 
 from .errors import error_response, json_response, not_found, retrieve_failed
-from .keys import broker_key, builder_key, config_key, hub_key, metrics_key, poller_key, store_key
+from .keys import broker_key, builder_key, config_key, hub_key, metrics_key, poller_key, read_outage_key, store_key
+from .logsafe import printable
 from .reads import read_detail_document, read_list_document
 from .store import StoreUnavailable
 
@@ -33,6 +36,7 @@ CONTEXT_STATUSES = (
     "cleanup_required",
 )
 MAX_PAGE = 1000
+T = TypeVar("T")
 
 
 class BadRequest(Exception):
@@ -46,13 +50,26 @@ def _single(request: web.Request, name: str) -> str | None:
     return values[0] if values else None
 
 
+def parse_integer(text: str, low: int, high: int) -> int | None:
+    """``text`` as an integer in ``low..high``, or None.
+
+    ASCII digits only: ``str.isdigit`` also takes "²", "①" and Arabic-Indic
+    digits, and an unbounded run of digits costs quadratic time to convert.
+    """
+    if not 0 < len(text) <= len(str(high)) or not text.isascii() or not text.isdigit():
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
 def _integer(request: web.Request, name: str, low: int, high: int) -> int | None:
     text = _single(request, name)
     if text is None:
         return None
-    if not text.isdigit() or not low <= int(text) <= high:
+    value = parse_integer(text, low, high)
+    if value is None:
         raise BadRequest(f"{name} must be an integer from {low} to {high}")
-    return int(text)
+    return value
 
 
 def _etag(body: bytes) -> str:
@@ -72,7 +89,8 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 def _document_response(request: web.Request, document: object) -> web.Response:
     body = orjson.dumps(document)
     etag = _etag(body)
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    # Any cache must revalidate (the ETag makes that a 304); shared caches must not keep it at all.
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if _matches(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers=headers)
     return web.Response(body=body, headers=headers, content_type="application/json", charset="utf-8")
@@ -111,15 +129,21 @@ class _ReadFailed(Exception):
     pass
 
 
-async def _read(request: web.Request, read):
-    """Await a store read under the configured deadline; unavailability becomes _ReadFailed."""
+async def _read(request: web.Request, read: Awaitable[T]) -> T:
+    """Await a store read under the configured deadline; unavailability becomes _ReadFailed.
+
+    Failures are logged once per outage with a count (``OutageLog``), not one line each.
+    """
     timeout = request.app[config_key].database.query_timeout
+    outage = request.app[read_outage_key]
     try:
         async with asyncio.timeout(timeout):
-            return await read
+            document = await read
     except (StoreUnavailable, TimeoutError) as exc:
-        log.warning("database read failed for %s: %s", request.path, str(exc) or "timed out")
+        outage.failed(f"{printable(str(exc) or 'timed out')} [{request.method} {printable(request.path)}]")
         raise _ReadFailed from None
+    outage.succeeded()
+    return document
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -128,11 +152,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the database answers now (and the poller is not stuck on an error), plus the broker's state.
+    """Readiness: the database answers, holds the appliance's schema, and the poller is not stuck on an error.
 
-    A cluster follower does not ask the database (it sends it no statements at all): it reports the
-    leader's view, the retained database status. ``broker: degraded`` (Redis unreachable, serving alone)
-    is still ready.
+    ``{"status", "database", "schema", "poller"}``: 200 when all are "ok", else 503; plus the broker's
+    ``broker``, ``role`` and ``epoch``. A cluster follower does not ask the database (it sends it no
+    statements at all): it reports the leader's view, the retained database status. ``broker: degraded``
+    (Redis unreachable, serving alone) is still ready.
     """
     store = request.app[store_key]
     poller = request.app[poller_key]
@@ -144,11 +169,19 @@ async def readyz(request: web.Request) -> web.Response:
         return json_response({**body, **described}, status=200 if database_ok else 503)
     try:
         async with asyncio.timeout(request.app[config_key].database.query_timeout):
-            await store.ping()
+            has_schema = await store.has_schema()
     except (StoreUnavailable, TimeoutError):
         return json_response({"status": "unavailable", "database": "unavailable", **described}, status=503)
-    body = {"status": "ok", "database": "ok", "poller": "ok" if poller.last_error is None else "error", **described}
-    return json_response(body, status=200 if poller.last_error is None else 503)
+    body = {
+        "status": "ok",
+        "database": "ok",
+        "schema": "ok" if has_schema else "missing",
+        "poller": "ok" if poller.last_error is None else "error",
+        **described,
+    }
+    if not has_schema or poller.last_error is not None:
+        body["status"] = "unavailable"
+    return json_response(body, status=200 if body["status"] == "ok" else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -10,36 +10,37 @@ import asyncio
 import logging
 import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 
 from . import api, ws
-from .auth import TokenError, TokenVerifier
+from .accesslog import AccessLogger
+from .auth import TokenVerifier
 from .broker import Broker, LocalBroker
 from .config import Config, default_database_url
 from .documents import DocumentBuilder
-from .errors import error_response, retrieve_failed, unauthorized
+from .errors import error_response
+from .headers import add_security_headers
 from .hub import Hub
 from .keys import (
     broker_key,
     builder_key,
-    claims_key,
     config_key,
     hub_key,
     metrics_key,
     poller_key,
-    request_id_key,
+    read_outage_key,
     sockets_key,
     store_key,
     verifier_key,
     zone_key,
 )
 from .metrics import Metrics
+from .middleware import auth_middleware, error_middleware
+from .outage import OutageLog
 from .poller import Poller
 from .protocol import GOING_AWAY
 from .store import Store, open_store
@@ -52,8 +53,6 @@ log = logging.getLogger(__name__)
 # a symlink to the checkout's static/ (the one source); a wheel build copies
 # the files in its place (pyproject.toml, package-data).
 STATIC_DIR = Path(str(resources.files(__package__).joinpath("_static")))
-PROTECTED_PREFIX = "/api/v1/vm-contexts"
-REDACTED_QUERY_KEYS = ws.URL_TOKEN_PARAMS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -63,7 +62,7 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     app = web.Application(
         middlewares=[error_middleware, auth_middleware],
         client_max_size=64 * 1024,
-        handler_args={"access_log_class": AccessLogger},
+        handler_args={"access_log_class": AccessLogger, "keepalive_timeout": config.server.keepalive_timeout},
     )
     zone = resolve_zone(config.database.timezone)
     metrics = Metrics()
@@ -86,12 +85,14 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     app[hub_key] = hub
     app[poller_key] = poller
     app[sockets_key] = set()
+    app[read_outage_key] = OutageLog(api.log, "REST database reads")
 
     app.cleanup_ctx.append(store_context)
     app.cleanup_ctx.append(broker_context)
     if run_poller:
         app.cleanup_ctx.append(poller_context)
     app.on_shutdown.append(close_sockets)
+    app.on_response_prepare.append(add_security_headers)
 
     app.router.add_get("/api/v1/vm-contexts", api.list_vm_contexts)
     app.router.add_get("/api/v1/vm-contexts/{vm_name}", api.get_vm_context)
@@ -159,61 +160,4 @@ async def close_sockets(app: web.Application) -> None:
     for session in sessions:
         session.close(GOING_AWAY)
     await asyncio.gather(*(session.closed() for session in sessions), return_exceptions=True)
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Unexpected errors become the seed's 500 body, logged once with a request id."""
-    request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex[:16]
-    request[request_id_key] = request_id
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        if exc.status >= 400 and request.path.startswith("/api/"):
-            response = error_response(exc.status, exc.reason)
-        else:
-            raise
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("unhandled error in %s %s [request %s]", request.method, request.path, request_id)
-        response = retrieve_failed()
-    if not response.prepared:
-        response.headers["X-Request-ID"] = request_id
-    request.app[metrics_key].http_requests.labels(str(response.status)).inc()
-    return response
-
-
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bearer JWT on the REST endpoints (the WebSocket authenticates itself)."""
-    if request.path == PROTECTED_PREFIX or request.path.startswith(PROTECTED_PREFIX + "/"):
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return unauthorized()
-        try:
-            request[claims_key] = request.app[verifier_key].verify(token.strip())
-        except TokenError:
-            return unauthorized()
-    return await handler(request)
-
-
-class AccessLogger(AbstractAccessLogger):
-    """One line per request: never headers (the token), token-like query values redacted."""
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        query = "&".join(
-            f"{key}={'<redacted>' if key.lower() in REDACTED_QUERY_KEYS else value}"
-            for key, value in request.query.items()
-        )
-        target = request.path + (f"?{query}" if query else "")
-        self.logger.info(
-            '%s "%s %s" %s %s %.1fms [request %s]',
-            request.remote,
-            request.method,
-            target,
-            response.status,
-            response.body_length,
-            time * 1000,
-            request.get(request_id_key, "-"),
-        )
+    log.info("closed %d WebSocket sessions (1001)", len(sessions))

@@ -21,6 +21,9 @@ from .config import AuthConfig, ConfigError, data_dir
 
 # RFC 7518 3.2: an HMAC key at least as long as the hash output.
 MIN_SECRET_LENGTH = {"HS256": 32, "HS384": 48, "HS512": 64}
+# Token times a datetime can hold: 1970-01-01 to 9999-12-31T23:59:59Z.
+MAX_TIMESTAMP = 253_402_300_799
+TIME_CLAIMS = ("exp", "nbf", "iat")
 
 
 class TokenError(Exception):
@@ -70,6 +73,12 @@ class TokenVerifier:
             self._key = _read_key("public_key_file", config.public_key_file)
 
     def verify(self, token: str) -> Claims:
+        """The token's claims, or TokenError for any problem with it (never another exception).
+
+        Every time claim present must be a number within ``MAX_TIMESTAMP``: a
+        validly signed ``exp`` of 1e30 passes PyJWT's checks, and turning it
+        into a datetime would fail outside any handler's error path.
+        """
         config = self._config
         try:
             claims = jwt.decode(
@@ -81,11 +90,16 @@ class TokenVerifier:
                 leeway=config.leeway,
                 options={"require": ["exp"], "verify_aud": bool(config.audience)},
             )
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, ValueError, OverflowError) as exc:
             raise TokenError(type(exc).__name__) from None
-        expires = claims.get("exp")
-        expires_at = dt.datetime.fromtimestamp(expires, dt.UTC) if isinstance(expires, (int, float)) else None
-        return Claims(subject=str(claims.get("sub", "")), expires_at=expires_at)
+        for name in TIME_CLAIMS:
+            if name in claims and not _is_timestamp(claims[name]):
+                raise TokenError(f"{name} out of range")
+        return Claims(subject=str(claims.get("sub", "")), expires_at=dt.datetime.fromtimestamp(claims["exp"], dt.UTC))
+
+
+def _is_timestamp(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= MAX_TIMESTAMP
 
 
 def mint_token(config: AuthConfig, subject: str, ttl: dt.timedelta) -> str:

@@ -15,7 +15,8 @@ from pathlib import Path
 from aiohttp import web
 
 from .auth import mint_token, parse_ttl
-from .config import Config, ConfigError, data_dir, default_database_url, load_config
+from .config import Config, ConfigError, data_dir, default_database_url, load_config, parse_database_url, validate
+from .httpserver import StartupError
 from .store import StoreUnavailable, open_store
 
 # The default config is package data, like the GUI: pushsvc/_config.yaml is a
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except StartupError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 2
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -69,18 +73,12 @@ def _load(args: argparse.Namespace) -> Config:
     database = getattr(args, "schema_database", None) or args.database
     if database:
         config = config.replace("database", url=database)
-        load_config_check(config)
     if args.port is not None:
         config = config.replace("server", port=args.port)
+    validate(config)  # the command line's values too: --port 99999 names server.port
     if args.demo and not config.database.timezone:
         config = config.replace("database", timezone=DEMO_TIMEZONE)
     return config
-
-
-def load_config_check(config: Config) -> None:
-    from .config import parse_database_url
-
-    parse_database_url(config.database.url)
 
 
 async def _create_schema(config: Config, seed: bool) -> int:
@@ -126,17 +124,23 @@ def serve_demo(config: Config, *, simulate: bool) -> int:
 
 
 def serve(config: Config, *, demo: CleanupContext | None = None) -> int:
-    """Run the service until SIGINT/SIGTERM; ``demo`` is started first and stopped last."""
+    """Run the service until SIGINT or SIGTERM; ``demo`` is started first and stopped last.
+
+    A start-up failure raises StartupError (one line, no secret).
+    """
     from .app import create_app
+    from .httpserver import serve as serve_http
+    from .startup import report_database
 
     logging.basicConfig(level=config.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(config)
     if demo is not None:
         app.cleanup_ctx.insert(0, demo)
+    app.on_startup.append(report_database)
     tune_garbage_collector()
     host, port = config.server.host, config.server.port
 
-    def announce(_: str) -> None:
+    def announce() -> None:
         shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
         print(f"pushsvc listening on http://{shown}:{port}/", flush=True)
         if demo is not None:
@@ -144,14 +148,20 @@ def serve(config: Config, *, demo: CleanupContext | None = None) -> int:
             print(f"Dashboard: http://{shown}:{port}/  (paste the token below to sign in)", flush=True)
             print(f"Token (12h): {token}", flush=True)
 
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        access_log=logging.getLogger("pushsvc.access") if config.server.access_log else None,
-        shutdown_timeout=config.server.shutdown_timeout,
-        print=announce,
-    )
+    try:
+        asyncio.run(
+            serve_http(
+                app,
+                host,
+                port,
+                access_log=logging.getLogger("pushsvc.access") if config.server.access_log else None,
+                shutdown_timeout=config.server.shutdown_timeout,
+                on_listening=announce,
+            )
+        )
+    except StoreUnavailable as exc:
+        url = parse_database_url(config.database.url or default_database_url()).redacted()
+        raise StartupError(f"database.url {url}: {exc}") from None
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import urllib.parse
 import zoneinfo
 from collections.abc import Mapping
@@ -21,7 +22,11 @@ import yaml
 
 ENV_PREFIX = "PUSHSVC_"
 SUPPORTED_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
-SECRET_KEYS = {"auth.secret", "broker.url"}
+SECRET_KEYS = {
+    "auth.secret",
+    "database.url",
+    "broker.url",
+}  # values never shown in an error (a URL may hold a password)
 BROKER_SCHEMES = ("redis", "rediss")
 
 
@@ -34,6 +39,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8082
     shutdown_timeout: float = 5.0
+    keepalive_timeout: float = 5.0
     access_log: bool = True
     log_level: str = "INFO"
     static_dir: str = ""
@@ -98,12 +104,18 @@ class BrokerConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    require_auth: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     poller: PollerConfig = field(default_factory=PollerConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     broker: BrokerConfig = field(default_factory=BrokerConfig)
 
     def replace(self, section: str, **values: Any) -> Config:
@@ -135,14 +147,77 @@ def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str
         try:
             raw = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+            raise ConfigError(f"config file {path} is not valid YAML: {describe_yaml_error(exc, text)}") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"config file {path} must hold a mapping of sections")
     return build_config(raw, environ)
 
 
+_YAML_KEY_LINE = re.compile(r"( *)([A-Za-z_][A-Za-z0-9_]*)[ \t]*:(?:[ \t]|$)")
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_YAML_INDICATORS = set(",[]{}:-?#&*!|>%@`")
+
+
+def describe_yaml_error(exc: yaml.YAMLError, text: str) -> str:
+    """Where a YAML error is and what kind it is, quoting nothing from the file.
+
+    PyYAML's own message prints the offending line, which may be
+    ``secret: "...``; here the file's text appears only as a known key name
+    (``auth.secret``), and quoted fragments in PyYAML's wording become ``'…'``.
+    """
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return type(exc).__name__
+    problem, context = exc.problem_mark, exc.context_mark
+    mark = context if context is not None and context.line <= problem.line else problem
+    where = f"line {mark.line + 1}, column {mark.column + 1}"
+    key = _known_key_at(text, mark.line)
+    if key:
+        where += f" ({key})"
+    what = ", ".join(_unquote(part) for part in (exc.context, exc.problem) if part)
+    if mark is not problem:
+        what += f" (at line {problem.line + 1})"
+    return f"{where}: {what or type(exc).__name__}"
+
+
+def _unquote(message: str) -> str:
+    def keep(match: re.Match[str]) -> str:
+        inner = match.group(0)[1:-1]
+        token = inner.startswith("<") and inner.endswith(">") and inner[1:-1].replace(" ", "").isalpha()
+        return match.group(0) if token or inner in _YAML_INDICATORS else "'…'"
+
+    return _QUOTED.sub(keep, message)
+
+
+def _known_key_at(text: str, line: int) -> str:
+    """The configuration key (``section`` or ``section.key``) a YAML line belongs to, if it is a known one."""
+    stack: list[tuple[int, str]] = []
+    for raw in text.splitlines()[: line + 1]:
+        match = _YAML_KEY_LINE.match(raw)
+        if match is None:
+            continue
+        indent = len(match.group(1))
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, match.group(2)))
+    dotted = ".".join(name for _, name in stack)
+    return dotted if dotted in _known_keys() else ""
+
+
+def _known_keys() -> set[str]:
+    keys = set()
+    defaults = Config()
+    for section in dataclasses.fields(defaults):
+        keys.add(section.name)
+        keys.update(f"{section.name}.{key.name}" for key in dataclasses.fields(getattr(defaults, section.name)))
+    return keys
+
+
 def build_config(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
     sections: dict[str, Any] = {}
+    known_sections = {section.name for section in dataclasses.fields(Config)}
+    for name in raw:
+        if name not in known_sections:
+            raise ConfigError(f"{name}: unknown section (expected one of {', '.join(sorted(known_sections))})")
     for section_field in dataclasses.fields(Config):
         name = section_field.name
         section_cls = section_field.default_factory  # type: ignore[misc]
@@ -170,7 +245,7 @@ def build_config(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
             values["interval"] = BINLOG_SAFETY_INTERVAL
         sections[name] = section_cls(**values)
     config = Config(**sections)
-    _validate(config)
+    validate(config)
     return config
 
 
@@ -209,12 +284,15 @@ def _coerce(key: str, value: Any, default: Any, *, from_env: bool) -> Any:
         raise ConfigError(f"{key}: expected {wanted}, got {shown}") from None
 
 
-def _validate(config: Config) -> None:
+def validate(config: Config) -> None:
+    """Raise ConfigError naming the first bad key (run again after command-line overrides)."""
     server, db, auth, poller, ws = config.server, config.database, config.auth, config.poller, config.websocket
     if not 1 <= server.port <= 65535:
         raise ConfigError(f"server.port: must be 1-65535, got {server.port}")
     if not server.host:
         raise ConfigError("server.host: must not be empty")
+    _positive("server.shutdown_timeout", server.shutdown_timeout)
+    _positive("server.keepalive_timeout", server.keepalive_timeout)
     if server.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"server.log_level: must be DEBUG, INFO, WARNING or ERROR, got {server.log_level!r}")
     if db.url:
@@ -302,6 +380,14 @@ class DatabaseURL:
     password: str = ""
     database: str = ""
     path: str = ""
+
+    def redacted(self) -> str:
+        """The URL as a log may show it: the password replaced by ``***``."""
+        if self.engine == "sqlite":
+            return f"sqlite://{self.path}"
+        user = urllib.parse.quote(self.user, safe="") + (":***" if self.password else "")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"mysql://{user}{'@' if user else ''}{host}:{self.port}/{urllib.parse.quote(self.database, safe='')}"
 
     def server_args(self) -> dict[str, Any]:
         """``host``, ``port``, ``user``, ``password``: the connect arguments of a MySQL URL."""

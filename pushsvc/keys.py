@@ -12,6 +12,7 @@ from .config import Config
 from .documents import DocumentBuilder
 from .hub import Hub
 from .metrics import Metrics
+from .outage import OutageLog
 from .poller import Poller
 from .session import Session
 from .store import Store
@@ -26,5 +27,6 @@ broker_key = web.AppKey("broker", Broker)
 hub_key = web.AppKey("hub", Hub)
 poller_key = web.AppKey("poller", Poller)
 sockets_key = web.AppKey("sockets", set[Session])
+read_outage_key = web.AppKey("read_outage", OutageLog)
 request_id_key = web.RequestKey("request_id", str)
 claims_key = web.RequestKey("claims", Claims)

@@ -41,3 +41,15 @@ async def cancel_and_wait(task: asyncio.Task[Any], *, every: float = 2.0, attemp
     if not task.cancelled() and task.exception() is not None:
         log.error("task %s had failed: %r", task.get_name(), task.exception())
     return True
+
+
+def raise_if_cancelling() -> None:
+    """Re-raise a cancellation that an awaited call swallowed (see the module docstring).
+
+    For loops that must stop when cancelled even if a step's ``wait_for`` lost
+    the cancellation: without this, the loop would run on and
+    ``cancel(); await task`` would hang.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -1,57 +1,77 @@
 /**
- * pushsvc GUI entry point: wires sign-in, the connection, the router and the
- * two views. No build step, no framework, nothing fetched from elsewhere.
+ * pushsvc GUI entry point. No build step, no framework, nothing fetched
+ * from elsewhere.
+ *
+ * One state object (shell.js) describes the screen: signed in or not, the
+ * token form, the route, the connection, the clock. Every change goes
+ * through `update(changes)`, which renders the page around the views from
+ * the whole state (`shellView`) and then runs the effects the change calls
+ * for (subscriptions, focus, scroll) by comparing the previous state with
+ * the new one. The two views render their documents themselves, at most
+ * once per animation frame.
  */
 
 import { Connection, CLOSE, STATUS } from './js/connection.js';
 import { DashboardView } from './js/dashboard.js';
 import { DetailView } from './js/detail.js';
+import { setAttr, setHidden, setText } from './js/dom.js';
+import { isPlainObject } from './js/merge-patch.js';
 import { Notices } from './js/notices.js';
-import { parseRoute, topicForRoute, watchRoute } from './js/router.js';
+import { parseRoute, routeHref, topicForRoute, watchRoute } from './js/router.js';
+import { loadGuiSettings } from './js/settings.js';
+import { MESSAGES, connectionChange, initialState, shellView } from './js/shell.js';
 import { renderIndicator } from './js/status-indicator.js';
+import { refusalReason } from './js/token-info.js';
 import { clearToken, loadToken, normaliseToken, saveToken } from './js/token-store.js';
 
 // Counters for tests and diagnostics; nothing reads them in the app itself.
 const stats = { messages: 0, deltas: 0, snapshots: 0, renders: 0, lastRenderMs: 0, resyncs: 0 };
 window.pushsvc = { stats };
 
+// Time-dependent text (stall marks, "7 min ago", token expiry) is refreshed this often.
+const CLOCK_TICK_MS = 5000;
+const DASHBOARD_TOPIC = 'vm-contexts';
+
 const $ = (id) => document.getElementById(id);
 
-const MESSAGES = {
-  refused: 'The token was refused',
-  expired: 'Your token has expired; paste a new one',
-  empty: 'Paste a token first',
-};
-
 const els = {
+  main: $('main'),
   status: $('connection-status'),
+  dataAge: $('data-age'),
   tokenExpiry: $('token-expiry'),
   changeToken: $('change-token'),
   signOut: $('sign-out'),
   dbBanner: $('db-banner'),
-  main: $('main'),
   navDashboard: $('nav-dashboard'),
+  detailBack: $('detail-back'),
   signinView: $('signin-view'),
   signin: $('signin'),
   signinTitle: $('signin-title'),
+  signinProblem: $('signin-problem'),
   signinError: $('signin-error'),
+  signinReason: $('signin-reason'),
   tokenInput: $('token-input'),
   signinSubmit: $('signin-submit'),
   signinCancel: $('signin-cancel'),
   dashboard: $('dashboard'),
+  dashboardTitle: $('dashboard-title'),
   detail: $('vm-detail'),
 };
 
 const notices = new Notices($('notices'));
 
 const dashboard = new DashboardView({
+  table: $('vm-table'),
   list: $('vm-list'),
+  caption: $('vm-table-caption'),
+  fleet: $('fleet-summary'),
   counts: $('status-counts'),
   filter: $('status-filter'),
+  sort: $('sort-order'),
   search: $('search'),
   summary: $('dashboard-summary'),
   empty: $('dashboard-empty'),
-}, stats);
+}, stats, { onQuery: navigateDashboard });
 
 const detail = new DetailView({
   title: $('detail-title'),
@@ -59,6 +79,10 @@ const detail = new DetailView({
   loading: $('detail-loading'),
   notFound: $('detail-not-found'),
   body: $('detail-body'),
+  failure: $('detail-failure'),
+  failureTitle: $('detail-failure-title'),
+  failureWhen: $('detail-failure-when'),
+  failureMessage: $('detail-failure-message'),
   contextFacts: $('detail-context-facts'),
   currentJobBody: $('detail-current-job-body'),
   diskList: $('detail-disk-list'),
@@ -73,40 +97,184 @@ const detail = new DetailView({
 
 const connection = new Connection({ getToken: loadToken, stats });
 
-let signedIn = false;
-let changingToken = false; // the "Change token" form is open
-let tokenChangePending = false; // a pasted token awaits its welcome
-let currentTopic = null;
-let currentRoute = null;
+// ---- the state and its one update path ------------------------------------------
+
+let state = initialState(parseRoute(location.hash), Date.now());
+// Where the dashboard was scrolled when a VM was opened (restored on the way back).
 let dashboardScrollY = 0;
-let expiresAt = null;
-let expiryTimer = 0;
 
-// ---- connection events ------------------------------------------------------
+function update(changes) {
+  const previous = state;
+  state = { ...state, ...changes };
+  render(state);
+  runEffects(previous, state);
+}
 
-connection.addEventListener('status', (event) => renderIndicator(els.status, event.detail.status));
+/** The page around the views, from the whole state. Cheap: every setter skips unchanged values. */
+function render(current) {
+  const view = shellView(current);
+
+  setHidden(els.signinView, !view.signinVisible);
+  els.signinView.classList.toggle('is-overlay', view.signinOverlay);
+  setText(els.signinTitle, view.signinTitle);
+  setText(els.signinSubmit, view.signinSubmit);
+  setHidden(els.signinCancel, !view.cancelVisible);
+  setText(els.signinError, view.formError);
+  setText(els.signinReason, view.formReason);
+  setHidden(els.signinReason, !view.formReason);
+  setHidden(els.signinProblem, !view.formError);
+  setAttr(els.tokenInput, 'aria-invalid', view.formReason ? 'true' : 'false');
+
+  setHidden(els.dashboard, !view.dashboardVisible);
+  setHidden(els.detail, !view.detailVisible);
+  setHidden(els.changeToken, !view.sessionControls);
+  setHidden(els.signOut, !view.sessionControls);
+  setHidden(els.navDashboard, !view.sessionControls);
+  if (view.navCurrent) els.navDashboard.setAttribute('aria-current', 'page');
+  else els.navDashboard.removeAttribute('aria-current');
+  setAttr(els.navDashboard, 'href', view.dashboardHref);
+  setAttr(els.detailBack, 'href', view.dashboardHref);
+
+  setHidden(els.tokenExpiry, !view.expiry);
+  if (view.expiry) {
+    setText(els.tokenExpiry, view.expiry.text);
+    els.tokenExpiry.classList.toggle('warn', view.expiry.soon);
+  }
+  setHidden(els.dbBanner, !view.dbBanner);
+  if (view.dbBanner) setText(els.dbBanner, view.dbBanner);
+
+  renderIndicator(els.status, current.connection);
+  setHidden(els.dataAge, !view.stale);
+  if (view.stale) setText(els.dataAge, view.stale);
+  els.main.toggleAttribute('data-stale', Boolean(view.stale));
+
+  if (view.title !== null && document.title !== view.title) document.title = view.title;
+}
+
+/** What a change of state sets in motion beyond the page's looks. */
+function runEffects(previous, current) {
+  const signedIn = current.session === 'signed-in';
+  const wasSignedIn = previous.session === 'signed-in';
+
+  syncSubscriptions(previous, current);
+
+  if (current.now !== previous.now) {
+    dashboard.tick(current.now);
+    detail.tick(current.now);
+  }
+  if (current.stallAfterS !== previous.stallAfterS) {
+    dashboard.setStallAfter(current.stallAfterS);
+    detail.setStallAfter(current.stallAfterS);
+  }
+  if (current.dashboardQuery !== previous.dashboardQuery) dashboard.setQuery(current.dashboardQuery);
+
+  // The token form opened (or switched purpose): fill it and put the cursor there.
+  if (current.form !== null && current.form !== previous.form) {
+    els.tokenInput.value = current.formToken;
+    els.tokenInput.focus();
+  }
+  if (current.form === null && previous.form === 'change-token' && signedIn) els.changeToken.focus();
+
+  const view = signedIn ? current.route : null;
+  const previousView = wasSignedIn ? previous.route : null;
+  if (routeKey(view) !== routeKey(previousView)) showView(view, previousView);
+}
+
+/** A view became visible (or none): scroll position and focus follow it. */
+function showView(route, previousRoute) {
+  if (previousRoute && previousRoute.name === 'dashboard') dashboardScrollY = window.scrollY;
+  dashboard.setActive(route !== null && route.name === 'dashboard');
+  if (!route) return;
+  if (route.name === 'vm') {
+    window.scrollTo(0, 0);
+    detail.focusHeading();
+  } else {
+    window.scrollTo(0, dashboardScrollY);
+    if (!dashboard.restoreFocus()) els.dashboardTitle.focus({ preventScroll: true });
+  }
+}
+
+/** Which view a route shows: the dashboard's query does not make it another view. */
+function routeKey(route) {
+  if (!route) return '';
+  return route.name === 'vm' ? `vm/${route.vmName}` : 'dashboard';
+}
+
+/**
+ * The dashboard topic stays subscribed while signed in: going back to the
+ * list is instant, and the detail view takes the VM's `last_job` (why it
+ * failed) from it, since the detail document does not carry it.
+ */
+function wantedTopics(route) {
+  return route.name === 'vm' ? [DASHBOARD_TOPIC, topicForRoute(route)] : [DASHBOARD_TOPIC];
+}
+
+/** The topics `state` needs (none while signed out). */
+function topicsOf(current) {
+  return current.session === 'signed-in' ? wantedTopics(current.route) : [];
+}
+
+/** Subscribe to what the new state needs and drop what only the old one did. */
+function syncSubscriptions(previous, current) {
+  const before = topicsOf(previous);
+  const after = topicsOf(current);
+  for (const topic of before) if (!after.includes(topic)) connection.unsubscribe(topic);
+  for (const topic of after) {
+    if (before.includes(topic)) continue;
+    if (topic !== DASHBOARD_TOPIC) {
+      const vmName = topic.slice('vm-context/'.length);
+      detail.setVm(vmName);
+      const dashboardDoc = connection.documentOf(DASHBOARD_TOPIC);
+      if (dashboardDoc !== undefined) detail.setSummary(dashboardSummaryOf(dashboardDoc, vmName));
+    }
+    connection.subscribe(topic);
+  }
+}
+
+// ---- connection events ------------------------------------------------------------
+
+connection.addEventListener('status', (event) => {
+  update(connectionChange(state, event.detail.status, Date.now()));
+});
 
 connection.addEventListener('document', (event) => {
   const { topic, doc, kind, patch } = event.detail;
-  if (topic !== currentTopic) return;
-  if (currentRoute.name === 'vm') detail.setDocument(doc);
-  else dashboard.setDocument(doc, kind, patch);
-});
-
-connection.addEventListener('welcome', (event) => {
-  const { welcome, refreshed } = event.detail;
-  setExpiry(welcome.expires_at);
-  if (!refreshed) setDatabaseBanner('ok');
-  if (tokenChangePending) {
-    tokenChangePending = false;
-    if (changingToken) hideTokenForm();
-    notices.show('Token updated.');
+  if (!topicsOf(state).includes(topic)) return;
+  if (topic === DASHBOARD_TOPIC) {
+    dashboard.setDocument(doc, kind, patch);
+    if (state.route.name === 'vm') detail.setSummary(dashboardSummaryOf(doc, state.route.vmName));
+  } else {
+    detail.setDocument(doc);
   }
 });
 
+function dashboardSummaryOf(doc, vmName) {
+  const vms = isPlainObject(doc) && isPlainObject(doc.vm_contexts) ? doc.vm_contexts : {};
+  return Object.prototype.hasOwnProperty.call(vms, vmName) ? vms[vmName] : null;
+}
+
+connection.addEventListener('welcome', (event) => {
+  const { welcome, refreshed } = event.detail;
+  const expires = Date.parse(welcome.expires_at);
+  const changes = { expiresAt: Number.isNaN(expires) ? null : expires, formToken: '' };
+  if (!refreshed) changes.database = { state: 'ok', since: null };
+  if (state.tokenChangePending) {
+    changes.tokenChangePending = false;
+    if (state.form === 'change-token') changes.form = null;
+    notices.show('Token updated.');
+  }
+  update(changes);
+});
+
 connection.addEventListener('auth-failed', (event) => {
-  const expired = event.detail.code === CLOSE.AUTH_EXPIRED;
-  signOut(expired ? MESSAGES.expired : MESSAGES.refused);
+  if (event.detail.code === CLOSE.AUTH_EXPIRED) {
+    signOut(MESSAGES.expired);
+    return;
+  }
+  // Keep what was pasted, and say what is wrong with it.
+  const pasted = state.formToken || loadToken() || '';
+  const reason = refusalReason(normaliseToken(pasted), Date.now());
+  signOut(MESSAGES.refused, { reason: reason.text, token: pasted });
 });
 
 connection.addEventListener('closed', (event) => {
@@ -120,189 +288,99 @@ connection.addEventListener('closed', (event) => {
 
 connection.addEventListener('server-error', (event) => {
   const { code, message, topic } = event.detail;
-  if (topic && topic === currentTopic && currentRoute.name === 'vm'
+  if (topic && topic !== DASHBOARD_TOPIC && topicsOf(state).includes(topic)
       && code !== 'rate_limited' && code !== 'internal') {
     detail.setError(message || code);
   }
   notices.show(message ? `Server: ${message} (${code})` : `Server error: ${code}`, { kind: 'error' });
 });
 
-connection.addEventListener('database', (event) => setDatabaseBanner(event.detail.database, event.detail.since));
+connection.addEventListener('database', (event) => {
+  update({ database: { state: event.detail.database, since: event.detail.since } });
+  // The outage's start may be earlier than the moment the status changed.
+  update(connectionChange(state, state.connection, Date.now()));
+});
 
-function setDatabaseBanner(database, since) {
-  if (database !== 'unavailable') {
-    els.dbBanner.hidden = true;
-    return;
-  }
-  const when = since ? new Date(since) : null;
-  const at = when && !Number.isNaN(when.getTime()) ? ` since ${when.toLocaleTimeString()}` : '';
-  els.dbBanner.textContent = `The database has been unavailable${at}. Showing the last data received; `
-    + 'updates resume when it is back.';
-  els.dbBanner.hidden = false;
-}
-
-// ---- token expiry -------------------------------------------------------------
-
-function setExpiry(iso) {
-  const date = iso ? new Date(iso) : null;
-  expiresAt = date && !Number.isNaN(date.getTime()) ? date : null;
-  clearInterval(expiryTimer);
-  renderExpiry();
-  if (expiresAt) expiryTimer = setInterval(renderExpiry, 15000);
-}
-
-function renderExpiry() {
-  const el = els.tokenExpiry;
-  if (!signedIn || !expiresAt) {
-    el.hidden = true;
-    return;
-  }
-  const minutesLeft = Math.round((expiresAt.getTime() - Date.now()) / 60000);
-  const soon = minutesLeft <= 5;
-  el.textContent = soon
-    ? `Token expires in ${Math.max(0, minutesLeft)} min`
-    : `Token valid until ${expiresAt.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`;
-  el.classList.toggle('warn', soon);
-  el.hidden = false;
-}
-
-// ---- sign-in ------------------------------------------------------------------
-
-function showSignIn(error = '') {
-  changingToken = false;
-  els.signinTitle.textContent = 'Sign in';
-  els.signinSubmit.textContent = 'Sign in';
-  els.signinCancel.hidden = true;
-  els.signinError.textContent = error;
-  els.signinError.hidden = !error;
-  els.tokenInput.value = '';
-  els.signinView.hidden = false;
-  els.signinView.classList.remove('is-overlay');
-  els.dashboard.hidden = true;
-  els.detail.hidden = true;
-  els.changeToken.hidden = true;
-  els.signOut.hidden = true;
-  els.navDashboard.hidden = true;
-  els.tokenExpiry.hidden = true;
-  els.dbBanner.hidden = true;
-  document.title = 'Sign in · pushsvc';
-  els.tokenInput.focus();
-}
-
-function showTokenForm() {
-  changingToken = true;
-  els.signinTitle.textContent = 'Change token';
-  els.signinSubmit.textContent = 'Use this token';
-  els.signinCancel.hidden = false;
-  els.signinError.hidden = true;
-  els.tokenInput.value = '';
-  els.signinView.classList.add('is-overlay');
-  els.signinView.hidden = false;
-  els.tokenInput.focus();
-}
-
-function hideTokenForm() {
-  changingToken = false;
-  els.signinView.hidden = true;
-  els.signinView.classList.remove('is-overlay');
-  els.tokenInput.value = '';
-  els.changeToken.focus();
-}
+// ---- sign-in ------------------------------------------------------------------------
 
 els.signin.addEventListener('submit', (event) => {
   event.preventDefault();
-  const token = normaliseToken(els.tokenInput.value);
+  const pasted = els.tokenInput.value;
+  const token = normaliseToken(pasted);
   if (!token) {
-    els.signinError.textContent = MESSAGES.empty;
-    els.signinError.hidden = false;
+    update({ formError: MESSAGES.empty, formReason: '' });
     els.tokenInput.focus();
     return;
   }
   saveToken(token);
   els.tokenInput.value = '';
-  if (signedIn) {
+  if (state.session === 'signed-in') {
     // Sent in-band on the live socket; the new welcome closes the form.
-    tokenChangePending = true;
+    update({ tokenChangePending: true, formToken: pasted, formError: '', formReason: '' });
     connection.refreshToken();
   } else {
-    enterApp();
+    enterApp(pasted);
   }
 });
 
-els.signinCancel.addEventListener('click', hideTokenForm);
+els.signinCancel.addEventListener('click', () => update({ form: null, formToken: '' }));
 els.signin.addEventListener('keydown', (event) => {
-  if (event.key === 'Escape' && changingToken) hideTokenForm();
+  if (event.key === 'Escape' && state.form === 'change-token') update({ form: null, formToken: '' });
 });
-els.changeToken.addEventListener('click', showTokenForm);
+els.changeToken.addEventListener('click', () => {
+  update({ form: 'change-token', formError: '', formReason: '', formToken: '' });
+});
 els.signOut.addEventListener('click', () => signOut(''));
 
-function enterApp() {
-  signedIn = true;
-  changingToken = false;
-  els.signinView.hidden = true;
-  els.signinError.hidden = true;
-  els.changeToken.hidden = false;
-  els.signOut.hidden = false;
-  els.navDashboard.hidden = false;
+/** Signed in with the stored token (`pasted`: what was typed, kept until the welcome). */
+function enterApp(pasted = '') {
+  update({
+    session: 'signed-in', form: null, formError: '', formReason: '', formToken: pasted,
+  });
   connection.start();
-  currentTopic = null;
-  applyRoute(parseRoute(location.hash), true);
 }
 
 /** Back to the sign-in form, forgetting the token and every document. */
-function signOut(error) {
-  signedIn = false;
-  tokenChangePending = false;
+function signOut(error, { reason = '', token = '' } = {}) {
   connection.stop();
   clearToken();
-  clearInterval(expiryTimer);
-  expiresAt = null;
-  currentTopic = null;
   dashboard.reset();
   detail.reset();
   notices.clear();
-  renderIndicator(els.status, STATUS.OFFLINE);
-  showSignIn(error);
+  update({
+    session: 'signed-out',
+    form: 'sign-in',
+    formError: error,
+    formReason: reason,
+    formToken: token,
+    tokenChangePending: false,
+    expiresAt: null,
+    database: { state: 'ok', since: null },
+    dataAsOf: null,
+  });
 }
 
-// ---- routing -----------------------------------------------------------------
+// ---- routing --------------------------------------------------------------------------
 
-function applyRoute(route, moveFocus) {
-  const previous = currentRoute;
-  currentRoute = route;
-  if (!signedIn) return;
-
-  if (previous && previous.name === 'dashboard' && !els.dashboard.hidden) dashboardScrollY = window.scrollY;
-
-  const topic = topicForRoute(route);
-  if (topic !== currentTopic) {
-    if (currentTopic) connection.unsubscribe(currentTopic);
-    currentTopic = topic;
-    if (route.name === 'vm') detail.setVm(route.vmName);
-    connection.subscribe(topic);
-  }
-
-  const onDetail = route.name === 'vm';
-  els.dashboard.hidden = onDetail;
-  els.detail.hidden = !onDetail;
-  if (onDetail) els.navDashboard.removeAttribute('aria-current');
-  else els.navDashboard.setAttribute('aria-current', 'page');
-
-  if (onDetail) {
-    window.scrollTo(0, 0);
-    if (moveFocus) detail.focusHeading();
-  } else {
-    document.title = 'VM migrations · pushsvc';
-    window.scrollTo(0, dashboardScrollY);
-    if (moveFocus && !dashboard.restoreFocus()) $('dashboard-title').focus({ preventScroll: true });
-  }
+/** The dashboard's filter, search or sort changed: put it in the URL. */
+function navigateDashboard(query, { replace = false } = {}) {
+  const route = { name: 'dashboard', query };
+  const href = routeHref(route);
+  if (href !== (location.hash || '#/')) history[replace ? 'replaceState' : 'pushState'](null, '', href);
+  update({ route, dashboardQuery: query });
 }
 
-watchRoute((route) => applyRoute(route, true));
+watchRoute((route) => {
+  if (routeHref(route) === routeHref(state.route)) return; // hashchange and popstate both report
+  update(route.name === 'dashboard' ? { route, dashboardQuery: route.query } : { route });
+});
 
-// ---- start -------------------------------------------------------------------
+// ---- start ----------------------------------------------------------------------------
 
-renderIndicator(els.status, connection.status);
-currentRoute = parseRoute(location.hash);
+setInterval(() => update({ now: Date.now() }), CLOCK_TICK_MS);
+loadGuiSettings().then((settings) => update({ stallAfterS: settings.stallAfterS }));
+
+dashboard.setQuery(state.dashboardQuery);
+render(state);
 if (loadToken()) enterApp();
-else showSignIn('');
+else update({ form: 'sign-in' });

@@ -29,6 +29,7 @@ from typing import Any
 
 from ..store import Store, StoreUnavailable, Writer
 from ..store.writes import for_engine, insert_row
+from ..tasks import raise_if_cancelling
 from ..timefmt import parse_db_time
 from .data import (
     ENDED_STATUSES,
@@ -170,6 +171,7 @@ class Simulator:
             except Exception:
                 delay = min(max(delay, period) * 2, 30.0)
                 log.exception("simulator step failed; retrying in %.0fs", delay)
+            raise_if_cancelling()  # a step's store call may have lost the cancellation (pushsvc/tasks.py)
             await asyncio.sleep(delay)
 
     async def step(self) -> None:

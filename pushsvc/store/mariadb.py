@@ -21,6 +21,7 @@ import aiomysql
 import pymysql
 
 from ..config import DatabaseConfig, DatabaseURL
+from ..logsafe import printable
 from .base import Args, Reader, Store, StoreUnavailable, Writer
 
 # Errors that mean "the server is gone or did not answer", not "our SQL is wrong".
@@ -91,7 +92,7 @@ class MariaDBStore(Store):
             async with asyncio.timeout(self._connect_timeout + self.query_timeout):
                 conn = await pool.acquire()
         except _UNAVAILABLE as exc:
-            raise StoreUnavailable(_describe(exc)) from exc
+            raise StoreUnavailable(describe_error(exc, self.url.password)) from exc
         try:
             yield _Connection(self, conn)
             self.statements += 1
@@ -102,7 +103,7 @@ class MariaDBStore(Store):
             conn.close()
             if isinstance(exc, _UNAVAILABLE):
                 await self._drop_idle()
-                raise StoreUnavailable(_describe(exc)) from exc
+                raise StoreUnavailable(describe_error(exc, self.url.password)) from exc
             raise
         finally:
             pool.release(conn)
@@ -149,10 +150,25 @@ def split_statements(script: str) -> list[str]:
     return [part.strip() for part in "\n".join(lines).split(";\n") if part.strip().rstrip(";")]
 
 
-def _describe(exc: BaseException) -> str:
-    """A log-safe description: the error class and code, never SQL text or credentials."""
+def describe_error(exc: BaseException, password: str = "") -> str:
+    """A log-safe description: the server's message and code, never SQL text or the password.
+
+    ``Unknown database 'x' (1049)``, ``Access denied for user 'u'@'h' (using
+    password: YES) (1045)``, ``Can't connect to MySQL server on 'h' (...) (2003)``.
+    Only connection and server-state errors reach here (``_UNAVAILABLE``); the
+    error classes whose text quotes a statement or its values (syntax, data)
+    are bugs and propagate as they are.
+    """
     if isinstance(exc, pymysql.err.MySQLError) and exc.args:
-        return f"{type(exc).__name__} {exc.args[0]}"
-    if isinstance(exc, asyncio.TimeoutError):
-        return "timed out"
-    return type(exc).__name__
+        code = exc.args[0]
+        message = str(exc.args[1]) if len(exc.args) > 1 else ""
+        text = f"{message} ({code})" if message else f"{type(exc).__name__} {code}"
+    elif isinstance(exc, asyncio.TimeoutError):
+        text = "timed out"
+    elif isinstance(exc, OSError):
+        text = str(exc) or type(exc).__name__
+    else:
+        text = type(exc).__name__
+    if password:
+        text = text.replace(password, "***")
+    return printable(text, 300)

@@ -17,6 +17,7 @@ from importlib import resources
 import aiosqlite
 
 from ..config import DatabaseConfig
+from ..logsafe import printable
 from .base import Args, Reader, Store, StoreUnavailable, Writer
 
 
@@ -73,7 +74,7 @@ class SQLiteStore(Store):
                 conn = await self._connect()
                 await conn.execute(begin)
             except (sqlite3.OperationalError, OSError) as exc:
-                raise StoreUnavailable(type(exc).__name__) from exc
+                raise self._unavailable(exc) from exc
             self.statements += 1
             try:
                 yield _Connection(self, conn)
@@ -104,8 +105,15 @@ class SQLiteStore(Store):
     async def create_schema(self) -> None:
         ddl = resources.files(__package__).joinpath("schema_sqlite.sql").read_text(encoding="utf-8")
         async with self._lock:
-            conn = await self._connect()
-            await conn.executescript(ddl)
+            try:
+                conn = await self._connect()
+                await conn.executescript(ddl)
+            except (sqlite3.OperationalError, OSError) as exc:
+                raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        # SQLite's messages name the problem, not a statement: "unable to open database file".
+        return StoreUnavailable(f"{printable(str(exc) or type(exc).__name__, 300)} ({self.path})")
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -1,159 +1,105 @@
 /**
- * The dashboard (topic `vm-contexts`): one keyed row per VM, updated in
- * place. Document changes only mark rows dirty; one requestAnimationFrame
- * pass renders whatever changed since the previous frame, so 500 VMs
- * changing every second cost a few hundred text updates per second, not a
- * table rebuild per delta.
+ * The dashboard (topic `vm-contexts`): the fleet summary, the status chips
+ * and filters, and one keyed table row per VM (vm-row.js), updated in place.
+ *
+ * Document changes only mark rows dirty; one requestAnimationFrame pass
+ * renders whatever changed since the previous frame, so 500 VMs changing
+ * every second cost a few hundred text updates per second, not a table
+ * rebuild per delta. Rows move only when the sort order says so.
+ *
+ * The query (status filter, search, sort) belongs to the URL: controls call
+ * `onQuery(query, {replace})` and the app calls `setQuery` back once the URL
+ * holds it, so reload, back and forward restore the same view.
  */
 
-import { h, setText, setAttr, setHidden, createMeter, setMeter, FrameScheduler } from './dom.js';
+import { h, setText, setAttr, setHidden, setOptionalAttr, FrameScheduler } from './dom.js';
+import { summariseFleet } from './fleet.js';
+import { FleetView } from './fleet-view.js';
+import { DEFAULT_STALL_AFTER_S } from './health.js';
 import { isPlainObject } from './merge-patch.js';
+import { DEFAULT_QUERY } from './router.js';
 import {
-  DASH, clampPercent, formatBytesOf, formatEta, formatJobRate, formatMemoryMb, formatPercent,
-  humanize, jobEtaSeconds, text,
-} from './format.js';
-import { vmHref } from './router.js';
-import { CONTEXT_STATUSES, compareStatuses, createBadge, setBadge, statusLabel } from './status.js';
+  DEFAULT_SORT, SORT_COLUMNS, affectsOrder, comparatorFor, formatSort, nextSort, parseSort, sameSort,
+} from './sort.js';
+import { CONTEXT_STATUSES, compareStatuses, statusLabel } from './status.js';
+import { VmRow } from './vm-row.js';
 
-const compareNames = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+/** The sort menu (the phone's way to sort; the column headings do it on wide screens). */
+const SORT_CHOICES = [
+  ['', 'Attention first'],
+  ['name', 'Name, A to Z'],
+  ['-name', 'Name, Z to A'],
+  ['status', 'Status'],
+  ['-status', 'Status, reversed'],
+  ['-progress', 'Progress, most first'],
+  ['progress', 'Progress, least first'],
+  ['-throughput', 'Throughput, fastest first'],
+  ['throughput', 'Throughput, slowest first'],
+  ['eta', 'ETA, soonest first'],
+  ['-eta', 'ETA, latest first'],
+];
 
-function cell(className, label, ...content) {
-  return h('span', { class: `cell ${className}` }, h('span', { class: 'cell-label' }, label), ...content);
-}
-
-/** DOM and last-rendered state of one VM row. */
-class VmRow {
-  constructor(name) {
-    this.name = name;
-    this.nameLower = name.toLowerCase();
-    this.summary = undefined;
-    this.status = '';
-
-    this.badge = createBadge();
-    this.sub = h('span', { class: 'vm-sub' });
-    this.jobsRun = h('span', { class: 'num' });
-    this.jobsOk = h('span', { class: 'num' });
-    this.jobsFailed = h('span', { class: 'num' });
-    this.idle = h('span', { class: 'idle', text: 'No active job' });
-
-    // Created on first use, detached while the VM has no current job.
-    this.job = null;
-
-    this.progressCell = cell('c-progress', 'Progress', this.idle);
-    this.rate = h('span', { class: 'job-rate', text: DASH });
-    this.eta = h('span', { class: 'job-eta', text: DASH });
-    this.op = h('span', { class: 'job-op', text: DASH });
-
-    this.el = h('a', { class: 'vm-row no-job', href: vmHref(name), 'data-vm': name },
-      h('span', { class: 'cell c-name' }, h('span', { class: 'vm-name', text: name }), this.sub),
-      cell('c-status', 'Status', this.badge),
-      cell('c-jobs', 'Jobs',
-        this.jobsRun, ' run', h('span', { class: 'sep', 'aria-hidden': 'true' }, ' · '),
-        this.jobsOk, ' ok', h('span', { class: 'sep', 'aria-hidden': 'true' }, ' · '),
-        this.jobsFailed, ' failed'),
-      this.progressCell,
-      cell('c-rate', 'Throughput', this.rate),
-      cell('c-eta', 'ETA', this.eta),
-      cell('c-op', 'Operation', this.op));
-    this.li = h('li', { class: 'vm-item' }, this.el);
-  }
-
-  ensureJob() {
-    if (this.job) return this.job;
-    const meter = createMeter('job-progress', `${this.name} replication progress`);
-    const percent = h('span', { class: 'job-percent' });
-    const bytes = h('span', { class: 'job-bytes' });
-    const block = h('span', { class: 'job' }, meter.meter,
-      h('span', { class: 'job-line' }, percent, h('span', { class: 'job-bytes-wrap' }, bytes)));
-    this.job = { block, meter, percent, bytes };
-    return this.job;
-  }
-
-  /** Render `summary`; returns true when the status changed. */
-  update(summary) {
-    if (this.summary === summary) return false;
-    this.summary = summary;
-    const previousStatus = this.status;
-    this.status = typeof summary.current_status === 'string' ? summary.current_status : '';
-
-    setBadge(this.badge, this.status);
-    const cpu = Number.isFinite(summary.cpu_count) ? `${summary.cpu_count} vCPU` : `${DASH} vCPU`;
-    setText(this.sub, `${text(summary.os_type)} · ${cpu} · ${formatMemoryMb(summary.memory_mb)}`);
-    setText(this.jobsRun, summary.total_jobs_run ?? 0);
-    setText(this.jobsOk, summary.successful_jobs ?? 0);
-    setText(this.jobsFailed, summary.failed_jobs ?? 0);
-
-    const job = isPlainObject(summary.current_job) ? summary.current_job : null;
-    if (job) {
-      const parts = this.ensureJob();
-      if (parts.block.parentNode !== this.progressCell) {
-        this.idle.remove();
-        this.progressCell.append(parts.block);
-        this.el.classList.remove('no-job');
-      }
-      const percent = clampPercent(job.progress_percent);
-      setMeter(parts.meter, percent);
-      setText(parts.percent, formatPercent(job.progress_percent));
-      setText(parts.bytes, formatBytesOf(job.bytes_transferred, job.total_bytes));
-      setText(this.rate, formatJobRate(job));
-      setText(this.eta, formatEta(jobEtaSeconds(job)));
-      setText(this.op, job.current_operation || humanize(job.status));
-    } else {
-      if (this.job && this.job.block.parentNode) {
-        this.job.block.remove();
-        this.job.meter.last = null;
-        this.progressCell.append(this.idle);
-        this.el.classList.add('no-job');
-      }
-      setText(this.rate, DASH);
-      setText(this.eta, DASH);
-      setText(this.op, DASH);
-    }
-    return previousStatus !== this.status;
-  }
-}
+const ARIA_SORT = { asc: 'ascending', desc: 'descending' };
 
 export class DashboardView {
   /**
    * @param {object} els  elements from index.html
    * @param {object} stats  window.pushsvc.stats (renders, lastRenderMs)
+   * @param {{onQuery: (query: object, options: {replace?: boolean}) => void}} callbacks
    */
-  constructor(els, stats) {
+  constructor(els, stats, { onQuery }) {
     this.els = els;
     this.stats = stats;
+    this.onQuery = onQuery;
     this.rows = new Map();
     this.vms = {};
     this.loaded = false;
+    this.active = false; // rendering waits while the view is hidden
     this.dirty = new Set();
     this.allDirty = false;
+    this.clockDirty = false;
     this.filterDirty = false;
+    this.orderDirty = false;
     this.frame = new FrameScheduler(() => this.render());
-    this.statusFilter = '';
-    this.searchText = '';
+    this.query = DEFAULT_QUERY;
+    this.searchLower = '';
+    this.compare = comparatorFor(DEFAULT_SORT);
+    this.stallAfterS = DEFAULT_STALL_AFTER_S;
     this.chips = new Map(); // status -> {button, count}
     this.filterOptions = new Set();
     this.lastOpened = null;
+    this.fleet = new FleetView(els.fleet);
+    this.fleetShown = false; // the figures reflect a document (not the "no data" dashes)
+    this.headers = new Map(); // sort key -> {th, icon}
 
     for (const status of CONTEXT_STATUSES) this.addFilterOption(status);
     this.allChip = this.createChip('', 'All');
+    for (const [value, label] of SORT_CHOICES) els.sort.append(h('option', { value, text: label }));
+    for (const th of els.table.querySelectorAll('th[data-sort]')) {
+      this.headers.set(th.dataset.sort, { th, icon: th.querySelector('.sort-icon') });
+    }
 
-    els.filter.addEventListener('change', () => this.setStatusFilter(els.filter.value));
-    els.search.addEventListener('input', () => {
-      this.searchText = els.search.value.trim().toLowerCase();
-      this.filterDirty = true;
-      this.schedule();
-    });
+    els.filter.addEventListener('change', () => this.changeQuery({ status: els.filter.value }));
+    els.sort.addEventListener('change', () => this.changeQuery({ sort: parseSort(els.sort.value) }));
+    // Typing replaces the history entry instead of adding one per key.
+    els.search.addEventListener('input', () => this.changeQuery({ q: els.search.value.trim() }, true));
     els.counts.addEventListener('click', (event) => {
       const button = event.target.closest('button[data-filter]');
       if (!button) return;
       const status = button.dataset.filter;
-      this.setStatusFilter(this.statusFilter === status ? '' : status);
+      this.changeQuery({ status: this.query.status === status ? '' : status });
+    });
+    els.table.tHead.addEventListener('click', (event) => {
+      const th = event.target.closest('button') && event.target.closest('th[data-sort]');
+      if (th) this.changeQuery({ sort: nextSort(this.query.sort, th.dataset.sort) });
     });
     els.list.addEventListener('keydown', (event) => this.onKeyDown(event));
     els.list.addEventListener('click', (event) => {
-      const row = event.target.closest('[data-vm]');
+      const row = event.target.closest('tr[data-vm]');
       if (row) this.lastOpened = row.dataset.vm;
     });
+    this.renderSortHeaders();
+    this.renderEmptyState(0, 0);
   }
 
   // ---- data ---------------------------------------------------------------
@@ -172,6 +118,45 @@ export class DashboardView {
     this.schedule();
   }
 
+  /** The status filter, search and sort to show (from the URL). */
+  setQuery(query) {
+    const { els } = this;
+    const sortChanged = !sameSort(query.sort, this.query.sort);
+    this.query = query;
+    this.searchLower = query.q.toLowerCase();
+    this.addFilterOption(query.status);
+    if (els.filter.value !== query.status) els.filter.value = query.status;
+    // Leave the box alone while it already says this (the cursor stays put).
+    if (els.search.value.trim() !== query.q) els.search.value = query.q;
+    const sortValue = formatSort(query.sort);
+    if (els.sort.value !== sortValue) els.sort.value = sortValue;
+    if (sortChanged) {
+      this.compare = comparatorFor(query.sort);
+      this.orderDirty = true;
+    }
+    this.renderSortHeaders();
+    this.filterDirty = true;
+    this.schedule();
+  }
+
+  setStallAfter(seconds) {
+    this.stallAfterS = seconds;
+    this.clockDirty = true;
+    this.schedule();
+  }
+
+  /** The clock moved: stall marks and the figures that follow them are re-evaluated. */
+  tick() {
+    this.clockDirty = true;
+    this.schedule();
+  }
+
+  /** Shown or hidden: while hidden, changes accumulate and render when shown again. */
+  setActive(active) {
+    this.active = active;
+    if (active) this.schedule();
+  }
+
   /** Forget everything (sign-out, or before a fresh subscription). */
   reset() {
     this.frame.cancel();
@@ -181,28 +166,38 @@ export class DashboardView {
     this.loaded = false;
     this.dirty.clear();
     this.allDirty = false;
+    this.fleet.update(null);
+    this.fleetShown = false;
     this.renderCounts();
     this.renderEmptyState(0, 0);
+  }
+
+  changeQuery(changes, replace = false) {
+    this.onQuery({ ...this.query, ...changes }, { replace });
   }
 
   // ---- rendering ----------------------------------------------------------
 
   schedule() {
-    this.frame.request();
+    if (this.active) this.frame.request();
   }
 
   render() {
+    if (!this.active) return;
     const started = performance.now();
+    const now = Date.now();
     let structural = false;
-    let statusChanged = false;
+    let countsChanged = false;
+    let factsChanged = false;
 
-    const names = this.allDirty ? new Set([...Object.keys(this.vms), ...this.rows.keys()]) : this.dirty;
+    let names = this.dirty;
+    if (this.allDirty) names = new Set([...Object.keys(this.vms), ...this.rows.keys()]);
     for (const name of names) {
       const summary = Object.prototype.hasOwnProperty.call(this.vms, name) ? this.vms[name] : null;
       let row = this.rows.get(name);
       if (!isPlainObject(summary)) {
         if (row) {
-          row.li.remove();
+          row.el.remove();
           this.rows.delete(name);
           structural = true;
         }
@@ -213,46 +208,70 @@ export class DashboardView {
         this.rows.set(name, row);
         structural = true;
       }
-      if (row.update(summary) || !row.li.isConnected) {
-        statusChanged = true;
-        setHidden(row.li, !this.matches(row));
+      if (row.summary === summary) continue;
+      countsChanged = this.updateRow(row, summary, now) || countsChanged;
+      factsChanged = true;
+    }
+    if (this.clockDirty) {
+      // Only rows whose looks the clock changed: running jobs going stale, or a stall mark's age.
+      for (const row of this.rows.values()) {
+        if (!row.clockChanged(now, this.stallAfterS)) continue; // false for rows just rendered
+        countsChanged = this.updateRow(row, row.summary, now) || countsChanged;
+        factsChanged = true;
       }
     }
     this.dirty.clear();
     this.allDirty = false;
+    this.clockDirty = false;
 
-    if (structural) this.reorder();
+    if (structural || this.orderDirty) this.reorder();
+    this.orderDirty = false;
     if (this.filterDirty) {
       this.filterDirty = false;
-      for (const row of this.rows.values()) setHidden(row.li, !this.matches(row));
-      statusChanged = true;
+      for (const row of this.rows.values()) setHidden(row.el, !this.matches(row));
+      countsChanged = true;
     }
-    if (structural || statusChanged) {
-      this.renderCounts();
+    if (structural || countsChanged) this.renderCounts();
+    if (structural || factsChanged || !this.fleetShown) {
+      this.fleetShown = this.loaded;
+      this.fleet.update(this.loaded ? summariseFleet(this.allFacts()) : null);
     }
 
     this.stats.renders += 1;
     this.stats.lastRenderMs = Math.round((performance.now() - started) * 100) / 100;
   }
 
-  /** Put row nodes in name order, moving only the ones out of place. */
+  /** Render one row; returns true when its status changed (the chips count statuses). */
+  updateRow(row, summary, now) {
+    const before = row.facts;
+    const after = row.update(summary, now, this.stallAfterS);
+    if (affectsOrder(this.query.sort, before, after)) this.orderDirty = true;
+    const statusChanged = !before || before.status !== after.status;
+    if (statusChanged || !row.el.isConnected) setHidden(row.el, !this.matches(row));
+    return statusChanged;
+  }
+
+  *allFacts() {
+    for (const row of this.rows.values()) if (row.facts) yield row.facts;
+  }
+
+  /** Put row nodes in sort order, moving only the ones out of place. */
   reorder() {
     const list = this.els.list;
-    const sorted = [...this.rows.keys()].sort(compareNames);
+    const sorted = [...this.rows.values()].sort((a, b) => this.compare(a.facts, b.facts));
     let cursor = list.firstChild;
-    for (const name of sorted) {
-      const li = this.rows.get(name).li;
-      if (li === cursor) {
+    for (const row of sorted) {
+      if (row.el === cursor) {
         cursor = cursor.nextSibling;
       } else {
-        list.insertBefore(li, cursor);
+        list.insertBefore(row.el, cursor);
       }
     }
   }
 
   matches(row) {
-    if (this.statusFilter !== '' && row.status !== this.statusFilter) return false;
-    if (this.searchText !== '' && !row.nameLower.includes(this.searchText)) return false;
+    if (this.query.status !== '' && row.facts && row.facts.status !== this.query.status) return false;
+    if (this.searchLower !== '' && !row.nameLower.includes(this.searchLower)) return false;
     return true;
   }
 
@@ -260,26 +279,29 @@ export class DashboardView {
     const counts = new Map();
     let shown = 0;
     for (const row of this.rows.values()) {
-      counts.set(row.status, (counts.get(row.status) || 0) + 1);
-      if (!row.li.hidden) shown += 1;
+      const status = row.facts ? row.facts.status : '';
+      counts.set(status, (counts.get(status) || 0) + 1);
+      if (!row.el.hidden) shown += 1;
     }
     for (const status of counts.keys()) {
       if (!this.chips.has(status)) this.createChip(status, statusLabel(status));
       this.addFilterOption(status);
     }
+    const filter = this.query.status;
     setText(this.allChip.count, this.rows.size);
-    setAttr(this.allChip.button, 'aria-pressed', this.statusFilter === '');
+    setAttr(this.allChip.button, 'aria-pressed', filter === '');
     for (const [status, chip] of this.chips) {
       const n = counts.get(status) || 0;
       setText(chip.count, n);
-      setHidden(chip.button, n === 0 && this.statusFilter !== status);
-      setAttr(chip.button, 'aria-pressed', this.statusFilter === status);
+      setHidden(chip.button, n === 0 && filter !== status);
+      setAttr(chip.button, 'aria-pressed', filter === status);
     }
     this.renderEmptyState(this.rows.size, shown);
   }
 
   renderEmptyState(total, shown) {
     const { empty, summary } = this.els;
+    setHidden(this.els.table, !this.loaded || shown === 0);
     if (!this.loaded) {
       setText(summary, 'Loading virtual machines…');
       setText(empty, 'Waiting for data…');
@@ -293,6 +315,19 @@ export class DashboardView {
       setText(empty, 'No VMs match the filter.');
     }
     setHidden(empty, shown !== 0);
+  }
+
+  renderSortHeaders() {
+    const { sort } = this.query;
+    for (const [key, { th, icon }] of this.headers) {
+      const sorted = sort.key === key;
+      setOptionalAttr(th, 'aria-sort', sorted ? ARIA_SORT[sort.dir] : null);
+      if (icon) setText(icon, sorted ? (sort.dir === 'asc' ? '\u25b2' : '\u25bc') : '');
+    }
+    const column = SORT_COLUMNS.find((c) => c.key === sort.key);
+    setText(this.els.caption, column
+      ? `Virtual machines, sorted by ${column.label.toLowerCase()}, ${ARIA_SORT[sort.dir]}.`
+      : 'Virtual machines: failed first, then stalled, then replicating, then the rest, each by name.');
   }
 
   // ---- filters ------------------------------------------------------------
@@ -321,44 +356,48 @@ export class DashboardView {
     this.els.filter.append(h('option', { value: status, text: statusLabel(status) }));
   }
 
-  setStatusFilter(status) {
-    this.addFilterOption(status);
-    this.statusFilter = status;
-    if (this.els.filter.value !== status) this.els.filter.value = status;
-    this.filterDirty = true;
-    this.schedule();
-  }
-
   // ---- keyboard -------------------------------------------------------------
 
   onKeyDown(event) {
-    const row = event.target.closest('[data-vm]');
-    if (!row) return;
-    if (event.key === ' ' || event.key === 'Spacebar') {
-      // Links open on Enter natively; Space should open a row too.
-      event.preventDefault();
-      this.lastOpened = row.dataset.vm;
-      location.hash = row.getAttribute('href');
-    } else if (event.key === 'Enter') {
-      this.lastOpened = row.dataset.vm;
-    } else if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
-      event.preventDefault();
-      const next = this.siblingRow(row.parentElement, event.key === 'ArrowDown');
-      if (next) next.firstChild.focus();
+    const row = event.target.closest('tr[data-vm]');
+    if (!row || !event.target.classList.contains('vm-link')) return;
+    let target = null;
+    switch (event.key) {
+      case ' ':
+      case 'Spacebar':
+        // Links open on Enter natively; Space should open a row too.
+        event.preventDefault();
+        this.lastOpened = row.dataset.vm;
+        location.hash = event.target.getAttribute('href');
+        return;
+      case 'Enter':
+        this.lastOpened = row.dataset.vm;
+        return;
+      case 'ArrowDown': target = this.visibleSibling(row, true); break;
+      case 'ArrowUp': target = this.visibleSibling(row, false); break;
+      case 'Home': target = this.visibleFrom(this.els.list.firstElementChild, true); break;
+      case 'End': target = this.visibleFrom(this.els.list.lastElementChild, false); break;
+      default: return;
     }
+    event.preventDefault();
+    if (target) target.querySelector('.vm-link').focus();
   }
 
-  siblingRow(li, forward) {
-    let node = forward ? li.nextElementSibling : li.previousElementSibling;
-    while (node && node.hidden) node = forward ? node.nextElementSibling : node.previousElementSibling;
-    return node;
+  visibleSibling(row, forward) {
+    return this.visibleFrom(forward ? row.nextElementSibling : row.previousElementSibling, forward);
+  }
+
+  visibleFrom(node, forward) {
+    let current = node;
+    while (current && current.hidden) current = forward ? current.nextElementSibling : current.previousElementSibling;
+    return current;
   }
 
   /** Focus the row of the VM last opened (when coming back from its detail). */
   restoreFocus() {
     const row = this.lastOpened && this.rows.get(this.lastOpened);
-    if (row && !row.li.hidden) {
-      row.el.focus({ preventScroll: false });
+    if (row && !row.el.hidden) {
+      row.link.focus({ preventScroll: false });
       return true;
     }
     return false;

@@ -9,9 +9,13 @@ import { h, setText, setAttr, setHidden, createMeter, setMeter, FrameScheduler }
 import { isPlainObject } from './merge-patch.js';
 import {
   DASH, clampPercent, formatBytes, formatBytesOf, formatDuration, formatEta, formatJobRate,
-  formatMemoryMb, formatPercent, formatTimestamp, humanize, jobEtaSeconds, text,
+  formatMemoryMb, formatPercent, humanize, jobEtaSeconds, text,
 } from './format.js';
+import {
+  DEFAULT_STALL_AFTER_S, FAILED_JOB_STATUSES, failureOf, isJobRunning, stallOf,
+} from './health.js';
 import { createBadge, setBadge } from './status.js';
+import { formatRelative, formatSpan, formatTimestamp, parseTime } from './time.js';
 
 const JOB_HISTORY_LIMIT = 10;
 const CBT_HISTORY_LIMIT = 20;
@@ -39,10 +43,26 @@ class FactList {
   }
 }
 
+/** An absolute time with its zone; the raw RFC 3339 value on hover. */
 function timeCell(iso) {
   const label = formatTimestamp(iso);
   if (typeof iso !== 'string' || iso === '') return h('span', { text: label });
   return h('time', { datetime: iso, title: iso, text: label });
+}
+
+/** "12 s ago", with the absolute time (and zone) on hover. */
+function relativeTime(iso, now) {
+  if (parseTime(iso) === null) return DASH;
+  return h('time', { datetime: iso, title: formatTimestamp(iso), text: formatRelative(iso, now) });
+}
+
+/** A finished job's completion time and how long it took. */
+function completedCell(job) {
+  const cellEl = timeCell(job.completed_at);
+  const started = parseTime(job.created_at);
+  const ended = parseTime(job.completed_at);
+  if (started === null || ended === null || ended < started) return cellEl;
+  return h('span', {}, cellEl, h('span', { class: 'took' }, ` · took ${formatSpan((ended - started) / 1000)}`));
 }
 
 /** A table row for the narrow layout: each cell carries its column name. */
@@ -54,6 +74,11 @@ function row(columns, values) {
   }));
 }
 
+/** Whether two short arrays hold the same items (by identity). */
+function sameItems(a, b) {
+  return Array.isArray(a) && a.length === b.length && a.every((item, i) => item === b[i]);
+}
+
 export class DetailView {
   constructor(els, stats) {
     this.els = els;
@@ -62,6 +87,10 @@ export class DetailView {
     this.doc = undefined; // undefined: waiting for the first snapshot
     this.error = null;
     this.rendered = {};
+    this.summary = undefined; // this VM's item of the dashboard document (for last_job)
+    this.stallAfterS = DEFAULT_STALL_AFTER_S;
+    this.clockDirty = false;
+    this.now = Date.now(); // the clock the current job's relative times were rendered with
     this.frame = new FrameScheduler(() => this.render());
     this.disks = new Map(); // disk_id -> parts
 
@@ -100,6 +129,7 @@ export class DetailView {
   setVm(vmName) {
     this.vmName = vmName;
     this.doc = undefined;
+    this.summary = undefined;
     this.error = null;
     this.rendered = {};
     this.disks.clear();
@@ -116,6 +146,28 @@ export class DetailView {
     this.schedule();
   }
 
+  /**
+   * This VM's item of the dashboard document (null when the VM is not in
+   * it; undefined until that document arrives): the detail document has no
+   * `last_job`, the dashboard's does, and a failed VM's reason is in it.
+   */
+  setSummary(summary) {
+    if (this.summary === summary) return;
+    this.summary = summary;
+    this.schedule();
+  }
+
+  setStallAfter(seconds) {
+    this.stallAfterS = seconds;
+    this.tick();
+  }
+
+  /** The clock moved: relative times, durations and the stall mark follow it. */
+  tick() {
+    this.clockDirty = true;
+    if (this.vmName !== null) this.schedule();
+  }
+
   /** The server refused the subscription (e.g. unknown_topic). */
   setError(message) {
     this.error = message;
@@ -126,6 +178,7 @@ export class DetailView {
     this.frame.cancel();
     this.vmName = null;
     this.doc = undefined;
+    this.summary = undefined;
     this.rendered = {};
     this.disks.clear();
     this.els.diskList.replaceChildren();
@@ -153,6 +206,8 @@ export class DetailView {
     setHidden(els.titleBadge, loading || missing);
 
     if (!loading && !missing) {
+      const now = Date.now();
+      const clock = this.clockDirty;
       const context = isPlainObject(doc.context) ? doc.context : {};
       if (this.rendered.context !== context) {
         this.rendered.context = context;
@@ -160,16 +215,21 @@ export class DetailView {
         this.contextFacts.update(context);
       }
       const job = isPlainObject(doc.current_job) ? doc.current_job : null;
-      if (this.rendered.job !== job) {
+      const jobs = Array.isArray(doc.job_history) ? doc.job_history : [];
+      const failureInputs = [context.current_status, job, this.summary, jobs];
+      if (clock || !sameItems(this.rendered.failure, failureInputs)) {
+        this.rendered.failure = failureInputs;
+        this.renderFailure(context, job, jobs, now);
+      }
+      if (clock || this.rendered.job !== job) {
         this.rendered.job = job;
-        this.renderCurrentJob(job);
+        this.renderCurrentJob(job, now);
       }
       const disks = Array.isArray(doc.disks) ? doc.disks : [];
       if (this.rendered.disks !== disks) {
         this.rendered.disks = disks;
         this.renderDisks(disks);
       }
-      const jobs = Array.isArray(doc.job_history) ? doc.job_history : [];
       if (this.rendered.jobs !== jobs) {
         this.rendered.jobs = jobs;
         this.renderJobHistory(jobs);
@@ -182,9 +242,45 @@ export class DetailView {
     } else {
       this.rendered = {};
     }
+    this.clockDirty = false;
 
     this.stats.renders += 1;
     this.stats.lastRenderMs = Math.round((performance.now() - started) * 100) / 100;
+  }
+
+  /**
+   * The failed job's error, above everything else: the current job's when
+   * it failed, otherwise the dashboard's `last_job` when the VM is failed.
+   * Without `last_job` (an older server), the newest failed job of the
+   * history still says which job and when, just not why.
+   */
+  renderFailure(context, job, jobs, now) {
+    const { els } = this;
+    const summary = isPlainObject(this.summary) ? this.summary : null;
+    const lastJob = summary ? summary.last_job : undefined;
+    const failure = failureOf({ current_status: context.current_status, current_job: job, last_job: lastJob });
+    setHidden(els.failure, !failure);
+    if (!failure) return;
+    let { jobId, at } = failure;
+    if (jobId === null) {
+      const failed = jobs.find((entry) => isPlainObject(entry) && FAILED_JOB_STATUSES.has(entry.status));
+      if (failed) {
+        jobId = failed.id ?? null;
+        at = failed.completed_at ?? null;
+      }
+    }
+    const current = job && FAILED_JOB_STATUSES.has(job.status);
+    setText(els.failureTitle, current ? 'The current job failed' : 'The last job failed');
+    const when = parseTime(at) !== null ? ` ${formatRelative(at, now)} (${formatTimestamp(at)})` : '';
+    setText(els.failureWhen, `${jobId ? `Job ${jobId}` : 'A job'} failed${when}.`);
+    let message = failure.message;
+    if (!message) {
+      if (current || (summary && lastJob !== undefined)) message = 'No reason was recorded.';
+      else if (summary) message = 'This server does not report why jobs fail (no last_job in the dashboard data).';
+      else message = 'Looking up the reason…'; // the dashboard document has not arrived yet
+    }
+    setText(els.failureMessage, message);
+    els.failureMessage.classList.toggle('muted', !failure.message);
   }
 
   buildCurrentJob() {
@@ -200,19 +296,23 @@ export class DetailView {
       rate: h('span', { class: 'job-rate' }),
       eta: h('span', { class: 'job-eta' }),
       op: h('span', { class: 'job-op' }),
+      running: h('span', { class: 'job-running' }),
+      stall: h('p', { class: 'job-stall', hidden: true }),
       error: h('p', { class: 'job-error', role: 'alert', hidden: true }),
       facts: h('dl', { class: 'facts facts-compact' }),
     };
-    const stat = (label, value) => h('div', { class: 'stat' },
-      h('span', { class: 'stat-label', text: label }), value);
-    parts.block = h('div', { class: 'current-job' },
-      h('p', { class: 'job-head' }, parts.id, parts.badge, parts.type),
+    const stat = (label, ...value) => h('div', { class: 'stat' },
+      h('span', { class: 'stat-label', text: label }), ...value);
+    const staleTag = () => h('span', { class: 'stale-tag' }, 'stale');
+    parts.block = h('div', { class: 'current-job', 'data-attention': 'active' },
+      h('p', { class: 'job-head' }, parts.id, parts.badge, parts.type, parts.running),
+      parts.stall,
       h('div', { class: 'job-meter' }, meter.meter),
       h('div', { class: 'stats' },
         stat('Progress', parts.percent),
         stat('Transferred', parts.bytes),
-        stat('Throughput', parts.rate),
-        stat('ETA', parts.eta),
+        stat('Throughput', parts.rate, staleTag()),
+        stat('ETA', parts.eta, staleTag()),
         stat('Operation', parts.op)),
       parts.error,
       parts.facts);
@@ -223,16 +323,17 @@ export class DetailView {
       ['change_id', 'Change ID', (j) => text(j.change_id)],
       ['previous_change_id', 'Previous change ID', (j) => text(j.previous_change_id)],
       ['created_at', 'Started', (j) => formatTimestamp(j.created_at)],
-      ['updated_at', 'Updated', (j) => formatTimestamp(j.updated_at)],
-      ['vma_last_poll_at', 'Last VMA poll', (j) => formatTimestamp(j.vma_last_poll_at)],
+      ['updated_at', 'Updated', (j) => relativeTime(j.updated_at, this.now)],
+      ['vma_last_poll_at', 'Last VMA poll', (j) => relativeTime(j.vma_last_poll_at, this.now)],
     ]);
     parts.none = h('p', { class: 'muted', text: 'No active job' });
     this.jobParts = parts;
     els.currentJobBody.replaceChildren(parts.none);
   }
 
-  renderCurrentJob(job) {
+  renderCurrentJob(job, now) {
     const parts = this.jobParts;
+    this.now = now;
     const body = this.els.currentJobBody;
     if (!job) {
       if (body.firstChild !== parts.none) {
@@ -251,8 +352,26 @@ export class DetailView {
     setText(parts.rate, formatJobRate(job));
     setText(parts.eta, formatEta(jobEtaSeconds(job)));
     setText(parts.op, job.current_operation || humanize(job.status));
+
+    const running = isJobRunning(job);
+    const { stalled, idleS } = stallOf(job, now, this.stallAfterS);
+    const failed = FAILED_JOB_STATUSES.has(job.status);
+    let attention = 'idle';
+    if (failed) attention = 'failed';
+    else if (stalled) attention = 'stalled';
+    else if (running) attention = 'active';
+    setAttr(parts.block, 'data-attention', attention);
+    const started = parseTime(job.created_at);
+    setText(parts.running, running && started !== null ? `· running for ${formatSpan((now - started) / 1000)}` : '');
+    setHidden(parts.stall, !stalled);
+    if (stalled) {
+      const lastSeen = job.vma_last_poll_at ?? job.updated_at;
+      setText(parts.stall, `Stalled: no update for ${formatSpan(idleS)} (last update ${formatTimestamp(lastSeen)}).`
+        + ' Throughput and ETA are the last values reported.');
+    }
+    // A failed current job's error is shown above, in the failure card.
     setText(parts.error, job.error_message || '');
-    setHidden(parts.error, !job.error_message);
+    setHidden(parts.error, !job.error_message || failed);
     parts.factList.update(job);
   }
 
@@ -322,6 +441,7 @@ export class DetailView {
     setText(parts.title, name);
     setAttr(parts.meter.progress, 'aria-label', `${name} (${text(disk.disk_id)}) sync progress`);
     setBadge(parts.badge, disk.sync_status);
+    setAttr(parts.el, 'data-sync', typeof disk.sync_status === 'string' ? disk.sync_status : '');
     setMeter(parts.meter, clampPercent(disk.sync_progress_percent));
     setText(parts.percent, `${formatPercent(disk.sync_progress_percent)} synced`);
     // bytes_synced counts what this sync moved (used data, or only changed
@@ -342,7 +462,7 @@ export class DetailView {
         formatPercent(job.progress_percent),
         formatBytesOf(job.bytes_transferred, job.total_bytes),
         timeCell(job.created_at),
-        timeCell(job.completed_at),
+        completedCell(job),
       ]);
     });
     this.els.jobHistoryBody.replaceChildren(...rows);

@@ -43,6 +43,19 @@ export function setAttr(el, name, value) {
   }
 }
 
+/** Set an attribute, or remove it when `value` is null, only when that changes. */
+export function setOptionalAttr(el, name, value) {
+  if (value !== null) {
+    setAttr(el, name, value);
+    return;
+  }
+  const key = `__attr_${name}`;
+  if (el[key] !== null) {
+    el[key] = null;
+    el.removeAttribute(name);
+  }
+}
+
 /** Toggle `hidden` only when it changes. */
 export function setHidden(el, hidden) {
   if (el.hidden !== hidden) el.hidden = hidden;

@@ -118,19 +118,6 @@ function pad2(n) {
   return String(n).padStart(2, '0');
 }
 
-const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
-  year: 'numeric', month: 'short', day: '2-digit',
-  hour: '2-digit', minute: '2-digit', second: '2-digit',
-});
-
-/** RFC 3339 -> local, human date and time ("09 Sept 2025, 11:48:50"). */
-export function formatTimestamp(iso) {
-  if (typeof iso !== 'string' || iso === '') return DASH;
-  const date = new Date(iso);
-  if (Number.isNaN(date.getTime())) return iso;
-  return dateTimeFormat.format(date);
-}
-
 /** Plain text for possibly-absent scalars. */
 export function text(value) {
   if (value === null || value === undefined || value === '') return DASH;

@@ -538,7 +538,8 @@ async def run(args: argparse.Namespace) -> int:
 
                 await page.goto(f"http://127.0.0.1:{port}/")
                 await page.wait_for_function(
-                    f"document.querySelectorAll('#vm-list a[data-vm]').length === {args.vms}"
+                    # A function, not an expression: the page's CSP refuses to evaluate strings.
+                    f"() => document.querySelectorAll('#vm-list tr[data-vm]').length === {args.vms}"
                     " && document.querySelector('#connection-status').dataset.state === 'live'",
                     timeout=60_000,
                 )
@@ -559,7 +560,7 @@ async def run(args: argparse.Namespace) -> int:
 
                 # Converged: every row shows its job's last progress.
                 shown = await page.evaluate(
-                    "Object.fromEntries([...document.querySelectorAll('#vm-list a[data-vm]')].map("
+                    "Object.fromEntries([...document.querySelectorAll('#vm-list tr[data-vm]')].map("
                     "row => [row.dataset.vm, row.querySelector('.job-percent').textContent]))"
                 )
                 expected = {job["name"]: f"{min(100.0, max(0.0, fleet.percent(job))):.1f}%" for job in fleet.jobs}

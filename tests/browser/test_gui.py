@@ -89,13 +89,13 @@ async def test_sign_in_lists_the_vms(page, server):
     await expect(page.locator("#dashboard")).to_be_visible()
     await expect(page.locator("#sign-out")).to_be_visible()
     await expect(page.locator("#change-token")).to_be_visible()
-    rows = page.locator("#vm-list a[data-vm]")
+    rows = page.locator("#vm-list tr[data-vm]")
     await expect(rows).to_have_count(2)
     assert await rows.evaluate_all("rows => rows.map(row => row.dataset.vm)") == ["pgtest1", "pgtest2"]
     await expect(page.locator("#dashboard-summary")).to_have_text("2 VMs")
 
     pgtest1 = page.locator('[data-vm="pgtest1"]')
-    await expect(pgtest1).to_have_attribute("href", "#/vm/pgtest1")
+    await expect(pgtest1.locator("a.vm-link")).to_have_attribute("href", "#/vm/pgtest1")
     await expect(pgtest1.locator(".badge")).to_have_text("Replicating")
     await expect(pgtest1.locator(".job-percent")).to_have_text("49.3%")
     await expect(pgtest1.locator(".job-bytes")).to_have_text("17.8 GiB of 36.0 GiB")
@@ -141,7 +141,7 @@ async def test_progress_write_moves_the_right_bar_within_two_poll_intervals(page
         [63.5, done, JOB_ID],
     )
     committed = time.time()
-    await page.wait_for_function("window.__changedAt !== null", timeout=TIMEOUT_MS)
+    await page.wait_for_function("() => window.__changedAt !== null", timeout=TIMEOUT_MS)
     latency = await page.evaluate("window.__changedAt") / 1000 - committed
     assert latency <= 2 * POLL_INTERVAL, f"the bar moved {latency:.3f} s after the commit"
 
@@ -167,8 +167,9 @@ async def test_progress_write_moves_the_right_bar_within_two_poll_intervals(page
 
 
 async def test_new_and_deleted_vms_appear_and_disappear(page, server, seeded):
-    await sign_in(page, server, make_token())
-    await expect(page.locator("#vm-list a[data-vm]")).to_have_count(2)
+    # Sorted by name (the default order puts VMs that need attention first).
+    await sign_in(page, server, make_token(), path="/#/?sort=name")
+    await expect(page.locator("#vm-list tr[data-vm]")).to_have_count(2)
     context = {
         **{key: value for key, value in SEED_CONTEXT.items() if key != "updated_at"},
         "context_id": "ctx-aaa-first-20250909",
@@ -179,7 +180,7 @@ async def test_new_and_deleted_vms_appear_and_disappear(page, server, seeded):
     }
     async with seeded.transaction() as writer:
         await insert_row(writer, "vm_replication_contexts", for_engine(context, seeded.engine))
-    rows = page.locator("#vm-list a[data-vm]")
+    rows = page.locator("#vm-list tr[data-vm]")
     await expect(rows).to_have_count(3, timeout=TIMEOUT_MS)
     assert await rows.evaluate_all("rows => rows.map(row => row.dataset.vm)") == ["aaa-first", "pgtest1", "pgtest2"]
     await expect(page.locator("#dashboard-summary")).to_have_text("3 VMs")

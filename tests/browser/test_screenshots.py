@@ -46,7 +46,7 @@ async def test_screenshots(new_page, demo_server, screenshots_dir, viewport, sch
     page = await new_page(viewport=viewport, color_scheme=scheme, device_scale_factor=scale)
     await sign_in(page, demo_server, make_token(ttl=8 * 3600))
 
-    rows = page.locator("#vm-list a[data-vm]")
+    rows = page.locator("#vm-list tr[data-vm]")
     await expect(rows).to_have_count(12, timeout=TIMEOUT_MS)
     await expect(page.locator(f'[data-vm="{DETAIL_VM}"] progress.job-progress')).to_have_count(1)
     await settle(page)

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pushsvc.app import create_app
 
-from ..helpers import assert_error_body, make_config, make_token
+from ..helpers import SECRET, assert_error_body, make_config, make_token
+from ..wsclient import LiveClient
 
 
 def _unsigned(claims: dict) -> str:
@@ -48,6 +49,15 @@ BAD_TOKENS = {
     "no exp": lambda: make_token(exp=None),
     "garbage": lambda: "not-a-jwt",
     "truncated": lambda: make_token()[:-5],
+    # Validly signed, with times no datetime can hold (beyond 9999-12-31, or not finite).
+    "exp past year 9999": lambda: make_token(exp=253402300800),
+    "exp 1e30": lambda: make_token(exp=1e30),
+    "exp 10**29": lambda: make_token(exp=10**29),
+    "exp infinite": lambda: _hs256_signed(SECRET.encode(), {"sub": "x", "exp": float("inf")}),
+    "exp NaN": lambda: _hs256_signed(SECRET.encode(), {"sub": "x", "exp": float("nan")}),
+    "exp a boolean": lambda: make_token(exp=True),
+    "nbf before 1970": lambda: make_token(nbf=-1e30),
+    "iat NaN": lambda: _hs256_signed(SECRET.encode(), {"sub": "x", "exp": _future(3600), "iat": float("nan")}),
 }
 
 
@@ -58,6 +68,24 @@ async def test_bad_tokens_are_401(client, seeded, case):
         assert response.status == 401, case
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
         assert_error_body(await response.json(), "Authentication required")
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TOKENS))
+async def test_bad_tokens_close_the_socket_4001(manual_app, case):
+    """Header or first frame: any token problem is a 4001 close, never an HTTP error in the stream."""
+    _, client = manual_app
+    token = BAD_TOKENS[case]()
+    by_header = LiveClient(await client.ws_connect("/api/v1/ws", headers={"Authorization": f"Bearer {token}"}))
+    assert await by_header.expect_closed() == 4001, case
+    by_frame = LiveClient(await client.ws_connect("/api/v1/ws"))
+    await by_frame.send({"type": "auth", "token": token})
+    assert await by_frame.expect_closed() == 4001, case
+
+
+async def test_the_last_second_of_year_9999_is_a_valid_exp(client, seeded):
+    token = make_token(exp=253402300799)
+    response = await client.get("/api/v1/vm-contexts", headers={"Authorization": f"Bearer {token}"})
+    assert response.status == 200
 
 
 @pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Token abc"])

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yarl
 
 from pushsvc.app import create_app
 from pushsvc.config import ConfigError, build_config
@@ -25,6 +26,16 @@ async def test_readyz_ok_when_database_answers(client):
     response = await client.get("/readyz")
     assert response.status == 200
     assert (await response.json())["database"] == "ok"
+    assert (await response.json())["schema"] == "ok"
+
+
+async def test_readyz_reports_the_schema(aiohttp_client, database_url):
+    """A MariaDB database without the appliance's tables answers, but nothing can be served from it."""
+    client = await aiohttp_client(create_app(make_config(database_url)))
+    response = await client.get("/readyz")
+    assert response.status == 503
+    body = await response.json()
+    assert (body["status"], body["database"], body["schema"]) == ("unavailable", "ok", "missing")
 
 
 async def test_database_refusing_connections(aiohttp_client, auth_headers):
@@ -56,6 +67,48 @@ async def test_database_goes_away_and_returns(aiohttp_client, store, db_proxy, a
     response = await client.get("/api/v1/vm-contexts", headers=auth_headers)
     assert response.status == 200 and (await response.json()) == {"count": 0, "vm_contexts": []}
     assert (await client.get("/readyz")).status == 200
+
+
+async def test_rest_read_failures_are_logged_once_per_outage(aiohttp_client, store, db_proxy, auth_headers, caplog):
+    proxy, url = db_proxy
+    client = await aiohttp_client(create_app(make_config(url)))
+    await proxy.cut()
+    with caplog.at_level(logging.INFO, logger="pushsvc.api"):
+        for index in range(30):
+            path = "/api/v1/vm-contexts" if index % 2 else "/api/v1/vm-contexts/pgtest1%0Aforged"
+            assert (await client.get(yarl.URL(path, encoded=True), headers=auth_headers)).status == 500
+        await proxy.restore()
+        assert (await client.get("/api/v1/vm-contexts", headers=auth_headers)).status == 200
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "pushsvc.api"]
+    assert len(lines) == 2, lines
+    assert lines[0][0] == logging.WARNING and lines[0][1].startswith("REST database reads failing: ")
+    assert "\n" not in lines[0][1] and lines[0][1].isprintable()
+    assert lines[1][0] == logging.INFO and lines[1][1].startswith("REST database reads recovered: 30 failed in ")
+
+
+@pytest.mark.parametrize(
+    "database, expected",
+    [
+        ("missing", "Unknown database 'pushsvc_test_missing_db' (1049)"),
+        ("wrong user", "Access denied for user 'pushsvc_nobody'@"),
+    ],
+)
+async def test_database_errors_are_logged_with_the_servers_message(
+    aiohttp_client, auth_headers, caplog, database, expected
+):
+    from ..conftest import MYSQL_SERVER, _server
+
+    server = _server()
+    if database == "missing":
+        url = MYSQL_SERVER.rstrip("/") + "/pushsvc_test_missing_db"
+    else:
+        url = f"mysql://pushsvc_nobody:Secret-Pass-4711@{server['host']}:{server['port']}/x"
+    client = await aiohttp_client(create_app(make_config(url)))
+    with caplog.at_level(logging.WARNING, logger="pushsvc.api"):
+        assert (await client.get("/api/v1/vm-contexts", headers=auth_headers)).status == 500
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "pushsvc.api"]
+    assert expected in line
+    assert "Secret-Pass-4711" not in line and "SELECT" not in line
 
 
 async def test_access_log_has_no_token(aiohttp_client, config, store, auth_headers, token, caplog):
@@ -141,6 +194,23 @@ async def test_metrics_exposes_the_counters(manual_app, seeded, token):
         "pushsvc_poll_ticks_total",
     ):
         assert name in values
+
+
+async def test_metrics_need_no_token_by_default(client):
+    response = await client.get("/metrics")
+    assert response.status == 200 and "pushsvc_websockets" in await response.text()
+
+
+async def test_metrics_require_auth_switch(aiohttp_client, database_url, store, auth_headers):
+    assert build_config({}, {"PUSHSVC_METRICS_REQUIRE_AUTH": "true"}).metrics.require_auth
+    client = await aiohttp_client(create_app(make_config(database_url, metrics={"require_auth": True})))
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+        response = await client.get("/metrics", headers=headers)
+        assert response.status == 401
+        assert_error_body(await response.json(), "Authentication required")
+    response = await client.get("/metrics", headers=auth_headers)
+    assert response.status == 200 and "pushsvc_websockets" in await response.text()
+    assert (await client.get("/healthz")).status == 200
 
 
 def test_cli_schema_seed_and_token(database_url, tmp_path):

@@ -189,6 +189,11 @@ async def test_status_filter_and_pagination(client, seeded, auth_headers):
         ("limit=-1", "limit must be an integer from 1 to 1000"),
         ("limit=1001", "limit must be an integer from 1 to 1000"),
         ("offset=x", "offset must be an integer from 0 to 2147483647"),
+        ("limit=%C2%B2", "limit must be an integer from 1 to 1000"),
+        ("offset=%E2%91%A0", "offset must be an integer from 0 to 2147483647"),
+        ("limit=%D9%A3", "limit must be an integer from 1 to 1000"),
+        ("offset=" + "9" * 5000, "offset must be an integer from 0 to 2147483647"),
+        ("limit=%EF%BC%93", "limit must be an integer from 1 to 1000"),
         ("limit=1&limit=2", "limit may be given only once"),
         (
             "status=bogus",
