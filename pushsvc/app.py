@@ -19,7 +19,7 @@ from aiohttp import web
 from . import api, ws
 from .accesslog import AccessLogger
 from .auth import TokenVerifier
-from .broker import LocalBroker
+from .broker import Broker, LocalBroker
 from .config import Config, default_database_url
 from .documents import DocumentBuilder
 from .errors import error_response
@@ -69,7 +69,7 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     store = store or open_store(config.database, default_database_url())
     builder = DocumentBuilder(zone)
     # The live path, one way: store -> poller -> broker -> hub -> session -> socket.
-    broker = LocalBroker(epoch=f"{int(time.time()):x}-{secrets.token_hex(4)}")
+    broker = _broker(config, metrics)
     hub = Hub(broker, history_size=config.websocket.history_size)
     poller = Poller(store, builder, broker, config.poller, metrics)
     metrics.subscriptions.set_function(lambda: hub.subscription_count)
@@ -106,6 +106,20 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
         app.router.add_get("/", _index(static_dir / "index.html"))
         app.router.add_static("/static/", static_dir, append_version=False)
     return app
+
+
+def _broker(config: Config, metrics: Metrics) -> Broker:
+    """In process by default; with ``broker.url``, the Redis cluster (imported only then)."""
+    if not config.broker.url:
+        return LocalBroker(epoch=f"{int(time.time()):x}-{secrets.token_hex(4)}")
+    from .cluster.broker import RedisBroker
+
+    return RedisBroker(
+        config.broker,
+        history_size=config.websocket.history_size,
+        interval=config.poller.interval,
+        metrics=metrics,
+    )
 
 
 def _index(path: Path) -> Handler:

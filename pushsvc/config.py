@@ -22,7 +22,12 @@ import yaml
 
 ENV_PREFIX = "PUSHSVC_"
 SUPPORTED_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
-SECRET_KEYS = {"auth.secret", "database.url"}  # values never shown in an error (a URL may hold a password)
+SECRET_KEYS = {
+    "auth.secret",
+    "database.url",
+    "broker.url",
+}  # values never shown in an error (a URL may hold a password)
+BROKER_SCHEMES = ("redis", "rediss")
 
 
 class ConfigError(Exception):
@@ -93,6 +98,16 @@ class WebSocketConfig:
 
 
 @dataclass(frozen=True)
+class BrokerConfig:
+    """Clustering. An empty ``url`` keeps the in-process broker (one instance, the default)."""
+
+    # redis://[:password@]host:port/db or rediss:// (TLS); may hold a password, so it is kept out of repr().
+    url: str = field(default="", repr=False)
+    namespace: str = "pushsvc"  # prefix of every Redis key and channel: two clusters can share one Redis
+    lease_ttl: float = 3.0  # seconds a dead leader keeps the lease; failover takes at most this plus one interval
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     require_auth: bool = False
 
@@ -105,6 +120,7 @@ class Config:
     poller: PollerConfig = field(default_factory=PollerConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
 
     def replace(self, section: str, **values: Any) -> Config:
         """A copy with some keys of one section changed (tests, --demo)."""
@@ -324,12 +340,43 @@ def validate(config: Config) -> None:
         "history_size",
     ):
         _positive(f"websocket.{key}", getattr(ws, key))
+    _validate_broker(config.broker)
     for origin in ws.allowed_origins:
         parsed = urllib.parse.urlsplit(origin)
         if origin != "*" and (
             parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path not in ("", "/")
         ):
             raise ConfigError(f"websocket.allowed_origins: {origin!r} is not an origin like https://host:port")
+
+
+def _validate_broker(broker: BrokerConfig) -> None:
+    if broker.url:
+        parsed = urllib.parse.urlsplit(broker.url)
+        try:
+            parsed.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ConfigError(f"broker.url: invalid port in {redact_url(broker.url)}") from None
+        if parsed.scheme not in BROKER_SCHEMES or not parsed.hostname:
+            shown = redact_url(broker.url)
+            raise ConfigError(f"broker.url: expected redis://host:port/db or rediss://..., got {shown}")
+        database = parsed.path.lstrip("/")
+        if database and not database.isdigit():
+            raise ConfigError(f"broker.url: the database must be a number, got {redact_url(broker.url)}")
+    if not broker.namespace or not all(ch.isalnum() or ch in "_-.:" for ch in broker.namespace):
+        raise ConfigError(f"broker.namespace: letters, digits and _-.: only, got {broker.namespace!r}")
+    # The lease is renewed every min(poller.interval, lease_ttl / 3), whatever the interval.
+    if broker.lease_ttl < 0.5:
+        raise ConfigError(f"broker.lease_ttl: must be at least 0.5 seconds, got {broker.lease_ttl}")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for logs and messages)."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.password is None:
+        return url
+    user = parsed.username or ""
+    host = parsed.netloc.rsplit("@", 1)[1]
+    return urllib.parse.urlunsplit(parsed._replace(netloc=f"{user}:***@{host}"))
 
 
 def _positive(key: str, value: float) -> None:
