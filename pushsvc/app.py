@@ -43,6 +43,7 @@ from .middleware import auth_middleware, error_middleware
 from .outage import OutageLog
 from .poller import Poller
 from .protocol import GOING_AWAY
+from .session import Session
 from .store import Store, open_store
 from .tasks import cancel_and_wait
 from .timefmt import resolve_zone
@@ -162,7 +163,8 @@ async def close_verifier(app: web.Application) -> None:
 
 async def close_sockets(app: web.Application) -> None:
     """Shutdown: every socket gets 1001 before the poller and the store stop."""
-    sessions = list(app[sockets_key])
+    open_sessions: set[Session] = app[sockets_key]
+    sessions = list(open_sessions)
     for session in sessions:
         session.close(GOING_AWAY)
     await asyncio.gather(*(session.closed() for session in sessions), return_exceptions=True)
