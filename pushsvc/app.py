@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import api, ws
+from . import api, apidocs, ws
 from .accesslog import AccessLogger
 from .auth import TokenVerifier
 from .broker import Broker, LocalBroker
@@ -99,6 +99,8 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     app.router.add_get("/api/v1/vm-contexts", api.list_vm_contexts)
     app.router.add_get("/api/v1/vm-contexts/{vm_name}", api.get_vm_context)
     app.router.add_get("/api/v1/ws", ws.websocket_handler)
+    app.router.add_get("/api/v1/openapi.json", apidocs.openapi_handler())
+    app.router.add_get("/api/v1/asyncapi.json", apidocs.asyncapi_handler())
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/readyz", api.readyz)
     app.router.add_get("/metrics", api.metrics)
