@@ -38,13 +38,8 @@ from aiohttp.test_utils import BaseTestServer, TestClient
 from jsonschema import Draft7Validator, Draft202012Validator
 from jsonschema.exceptions import best_match
 from jsonschema.protocols import Validator
-from referencing import Registry
-from referencing.jsonschema import DRAFT7, DRAFT202012
 
 from pushsvc.contracts import ASYNCAPI, OPENAPI, load_document
-
-OPENAPI_URI = "urn:pushsvc:openapi"
-ASYNCAPI_URI = "urn:pushsvc:asyncapi"
 
 
 class ContractViolation(AssertionError):
@@ -74,20 +69,57 @@ def _problem(validator: Validator, instance: Any) -> str | None:
 
 
 class _Schemas:
-    """Validators for schema nodes of one document, addressed by JSON pointer (cached)."""
+    """Validators for schema nodes of one document, addressed by JSON pointer.
 
-    def __init__(self, document: dict, uri: str, specification: Any, cls: Any) -> None:
+    Two things keep validation cheap enough to run on every response and
+    frame of the suite: each validator gets its schema with the document's
+    local ``$ref``s inlined (the documents have no recursive schemas), so no
+    reference is looked up while validating; and the verdict on identical
+    bytes is remembered, because tests fetch the same documents over and over.
+    """
+
+    CACHE_SIZE = 50_000
+
+    def __init__(self, document: dict, cls: Any) -> None:
         self.document = document
-        self.uri = uri
         self.cls = cls
-        self.registry: Registry = Registry().with_resource(uri, specification.create_resource(document))
         self._validators: dict[str, Validator] = {}
+        self._verdicts: dict[tuple[str, str | bytes], str | None] = {}
 
     def validator(self, fragment: str) -> Validator:
         found = self._validators.get(fragment)
         if found is None:
-            found = self._validators[fragment] = self.cls({"$ref": self.uri + fragment}, registry=self.registry)
+            schema = _inline(self.document, lookup(self.document, fragment), (fragment,))
+            self.cls.check_schema(schema)
+            found = self._validators[fragment] = self.cls(schema)
         return found
+
+    def problem(self, fragment: str, instance: Any, raw: str | bytes | None = None) -> str | None:
+        """What is wrong with ``instance`` (None: valid); ``raw``, its encoding, keys the memo."""
+        if raw is None:
+            return _problem(self.validator(fragment), instance)
+        key = (fragment, raw)
+        if key not in self._verdicts:
+            if len(self._verdicts) >= self.CACHE_SIZE:
+                self._verdicts.clear()
+            self._verdicts[key] = _problem(self.validator(fragment), instance)
+        return self._verdicts[key]
+
+
+def _inline(document: Any, node: Any, seen: tuple[str, ...]) -> Any:
+    """``node`` with every local ``$ref`` replaced by (an inlined copy of) its target."""
+    if isinstance(node, list):
+        return [_inline(document, item, seen) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if isinstance(node.get("$ref"), str):
+        ref = node["$ref"]
+        if ref in seen:
+            raise ValueError(f"recursive schema at {ref}: inline it differently")
+        target = _inline(document, lookup(document, ref), (*seen, ref))
+        siblings = {key: _inline(document, value, seen) for key, value in node.items() if key != "$ref"}
+        return {**siblings, "allOf": [target]} if siblings else target
+    return {key: _inline(document, value, seen) for key, value in node.items()}
 
 
 class RestContract:
@@ -95,7 +127,7 @@ class RestContract:
 
     def __init__(self, document: dict) -> None:
         self.document = document
-        self.schemas = _Schemas(document, OPENAPI_URI, DRAFT202012, Draft202012Validator)
+        self.schemas = _Schemas(document, Draft202012Validator)
         # Literal paths before templated ones, so /a/b wins over /a/{x}.
         templates = sorted(document["paths"], key=lambda path: (path.count("{"), path))
         self.routes = [(re.compile(_template_regex(path)), path) for path in templates]
@@ -147,7 +179,7 @@ class RestContract:
         schema_at = response_at + "/" + pointer("content", media_type, "schema")[2:]
         if media_type == "application/json":
             return problems + self._check_json(headers, body, schema_at)
-        problem = _problem(self.schemas.validator(schema_at), body.decode("utf-8"))
+        problem = self.schemas.problem(schema_at, body.decode("utf-8"))
         return problems + ([problem] if problem else [])
 
     def _check_headers(self, response: dict, response_at: str, headers: Any) -> list[str]:
@@ -160,7 +192,7 @@ class RestContract:
                     problems.append(f"required header {name} is missing")
                 continue
             if "schema" in header:
-                problem = _problem(self.schemas.validator(header_at + "/schema"), value)
+                problem = self.schemas.problem(header_at + "/schema", value)
                 if problem:
                     problems.append(f"header {name}: {problem}")
         return problems
@@ -172,7 +204,7 @@ class RestContract:
             instance = json.loads(body)
         except ValueError as exc:
             return [f"body is not JSON: {exc}"]
-        problem = _problem(self.schemas.validator(schema_at), instance)
+        problem = self.schemas.problem(schema_at, instance, raw=body)
         return [problem] if problem else []
 
 
@@ -187,7 +219,7 @@ class WebSocketContract:
 
     def __init__(self, document: dict) -> None:
         self.document = document
-        self.schemas = _Schemas(document, ASYNCAPI_URI, DRAFT7, Draft7Validator)
+        self.schemas = _Schemas(document, Draft7Validator)
         self.client_messages: dict[str, str] = {}  # type -> payload pointer
         self.server_messages: dict[str, str] = {}
         for operation in document["operations"].values():
@@ -221,7 +253,7 @@ class WebSocketContract:
         kind = message.get("type") if isinstance(message, dict) else None
         if not isinstance(kind, str) or kind not in table:
             return None, [f"no {'server' if from_server else 'client'} message has type {kind!r}"]
-        problem = _problem(self.schemas.validator(table[kind]), message)
+        problem = self.schemas.problem(table[kind], message, raw=text)
         return kind, [f"{kind}: {problem}"] if problem else []
 
     def check_close(self, code: int | None) -> list[str]:
