@@ -26,12 +26,7 @@ def document_handler(name: str) -> Callable[[web.Request], Awaitable[web.Respons
                 if not encoded:
                     document = await asyncio.to_thread(load_document, name)
                     encoded.append(orjson.dumps(document))
-        return web.Response(
-            body=encoded[0],
-            content_type="application/json",
-            charset="utf-8",
-            headers={"Cache-Control": "no-cache"},
-        )
+        return web.Response(body=encoded[0], content_type="application/json", charset="utf-8")
 
     return serve
 

@@ -202,7 +202,7 @@ async def binlog_store(binlog_server):
 def contracts(pytestconfig) -> ContractChecker:
     """The contract checker shared by the whole session (its counts are summed at the end)."""
     if CONTRACTS not in pytestconfig.stash:
-        pytestconfig.stash[CONTRACTS] = ContractChecker.load()
+        pytestconfig.stash[CONTRACTS] = ContractChecker.active = ContractChecker.load()
     return pytestconfig.stash[CONTRACTS]
 
 

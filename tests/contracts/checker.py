@@ -18,6 +18,12 @@ client that ``aiohttp_client`` builds (tests/conftest.py) carries
   directions. A test that sends something outside the contract on purpose
   says so with ``send_unchecked``; nothing received is ever exempt.
 
+Sessions a test or helper makes itself get both hooks from
+``ContractChecker.current().session_options()``; ``response_received``
+checks a response that came some other way (``tests/processes.py``'s
+``http_get``). Only the raw-socket tests (``tests/rawhttp.py``: requests no
+client would send) are outside.
+
 A violation raises ``ContractViolation`` where it happens and is recorded, so
 a test that swallows the exception still fails (tests/conftest.py).
 """
@@ -30,7 +36,7 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse, WSMsgType
@@ -276,6 +282,10 @@ class Counts:
 class ContractChecker:
     """Both documents, the hooks that apply them, what they saw and every violation."""
 
+    # The test session's checker, for helpers that get no fixtures (tests/instances.py,
+    # tests/processes.py); set by the ``contracts`` fixture in tests/conftest.py.
+    active: ClassVar[ContractChecker | None] = None
+
     def __init__(self, openapi: dict, asyncapi: dict) -> None:
         self.rest = RestContract(openapi)
         self.ws = WebSocketContract(asyncapi)
@@ -297,6 +307,11 @@ class ContractChecker:
     def load(cls) -> ContractChecker:
         return cls(load_document(OPENAPI), load_document(ASYNCAPI))
 
+    @classmethod
+    def current(cls) -> ContractChecker:
+        assert cls.active is not None, "the contracts fixture (tests/conftest.py) has not run"
+        return cls.active
+
     def session_options(self, **kwargs: Any) -> dict[str, Any]:
         """``ClientSession`` keyword arguments with both hooks added (for sessions a test makes itself)."""
         kwargs["middlewares"] = (*kwargs.get("middlewares", ()), self.check_response)
@@ -313,15 +328,19 @@ class ContractChecker:
         """Client middleware: validate the response (reading the body keeps it for the test)."""
         response = await handler(request)
         body = b"" if response.status == 101 or request.method == "HEAD" else await response.read()
+        self.response_received(request.method, request.url.raw_path, response.status, response.headers, body)
+        return response
+
+    def response_received(self, method: str, raw_path: str, status: int, headers: Any, body: bytes) -> None:
+        """Validate one HTTP response (``headers`` looked up case-insensitively)."""
         started = time.perf_counter()
-        problems = self.rest.check(request.method, request.url.raw_path, response.status, response.headers, body)
+        problems = self.rest.check(method, raw_path, status, headers, body)
         self.counts.seconds += time.perf_counter() - started
         if problems is None:
             self.counts.rest_uncovered += 1
-            return response
-        self.counts.rest[response.status] += 1
-        self.fail(f"{request.method} {request.url.raw_path} -> {response.status}", problems)
-        return response
+            return
+        self.counts.rest[status] += 1
+        self.fail(f"{method} {raw_path} -> {status}", problems)
 
     def frame_sent(self, data: str | bytes) -> None:
         if isinstance(data, str):

@@ -21,7 +21,7 @@ def json_response(body: object, status: int = 200) -> web.Response:
         body=orjson.dumps(body),
         status=status,
         content_type="application/json",
-        headers={"ETag": '"x"', "Cache-Control": "no-cache"},
+        headers={"ETag": '"x"', "Cache-Control": "private, no-cache"},
     )
 
 

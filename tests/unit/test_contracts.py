@@ -11,6 +11,7 @@ import pytest
 from jsonschema import Draft7Validator
 from openapi_spec_validator import validate as validate_openapi
 
+from pushsvc import protocol
 from pushsvc.contracts import ASYNCAPI, OPENAPI, document_text, load_document
 from pushsvc.documents import job_summary
 
@@ -38,7 +39,11 @@ SHARED_SCHEMAS = {
     "Error",
 }
 
-JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8", "ETag": '"abc"', "Cache-Control": "no-cache"}
+JSON_HEADERS = {
+    "Content-Type": "application/json; charset=utf-8",
+    "ETag": '"abc"',
+    "Cache-Control": "private, no-cache",
+}
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +169,17 @@ def test_asyncapi_examples_match_their_schemas(frames, asyncapi):
 def test_message_types_are_split_by_direction(frames):
     assert set(frames.client_messages) == {"auth", "subscribe", "unsubscribe", "ping"}
     assert set(frames.server_messages) == {"welcome", "snapshot", "delta", "unsubscribed", "pong", "status", "error"}
-    assert frames.close_codes == {1000, 1001, 1008, 1009, 1013, 4001, 4002}
+
+
+def test_the_code_tables_match_the_protocol_module(asyncapi, frames):
+    # 1000 is aiohttp's answer to a client's own close; every other code is pushsvc's.
+    assert frames.close_codes == {1000} | {close.code for close in protocol.CLOSE_CODES}
+    schemas = asyncapi["components"]["schemas"]
+    assert schemas["ErrorMessage"]["properties"]["code"]["enum"] == [code.value for code in protocol.ErrorCode]
+    topic = schemas["Topic"]["anyOf"]
+    assert topic[0]["const"] == protocol.DASHBOARD_TOPIC
+    assert topic[1]["pattern"] == "^" + protocol.DETAIL_PREFIX
+    assert topic[1]["maxLength"] == len(protocol.DETAIL_PREFIX) + protocol.MAX_VM_NAME_LENGTH
 
 
 # -- REST bodies: the seed's examples pass, drift does not --------------------------------
@@ -258,8 +273,10 @@ def test_error_bodies(rest):
 def test_headers_and_empty_bodies(rest):
     assert check_list(rest, list_body(), headers={"Content-Type": "application/json"}) != []  # no ETag
     assert check_list(rest, list_body(), headers={**JSON_HEADERS, "ETag": "abc"}) != []  # not quoted
-    assert rest.check("GET", "/api/v1/vm-contexts", 304, {"ETag": '"abc"'}, b"") == []
-    assert rest.check("GET", "/api/v1/vm-contexts", 304, {"ETag": '"abc"'}, b"{}") != []
+    not_modified = {"ETag": '"abc"', "Cache-Control": "private, no-cache"}
+    assert rest.check("GET", "/api/v1/vm-contexts", 304, not_modified, b"") == []
+    assert rest.check("GET", "/api/v1/vm-contexts", 304, not_modified, b"{}") != []
+    assert rest.check("GET", "/api/v1/vm-contexts", 304, {**not_modified, "Cache-Control": "no-store"}, b"") != []
     assert check_list(rest, list_body(), headers={**JSON_HEADERS, "Content-Type": "text/html"}) != []
 
 
