@@ -155,7 +155,7 @@ def parse_node(value: str) -> Node | None:
 
 def parse_forwarded_for_entry(value: str) -> IPAddress | None:
     """One ``X-Forwarded-For`` entry: an address, bracketed or not, with or without a port; None otherwise."""
-    value = value.strip()
+    value = value.strip(" \t")
     match = _IP_PORT.fullmatch(value)
     if match is not None:
         return _ip(match["v6"], version=6) if match["v6"] is not None else _ip(match["v4"], version=4)
@@ -214,8 +214,8 @@ def _from_x_forwarded(direct: PublicView, headers: Mapping[str, str], trusted: T
     forwarded_for = headers.get("x-forwarded-for", "")
     nodes = [parse_forwarded_for_entry(entry) for entry in forwarded_for.split(",")] if forwarded_for else []
     index = _client_index(list(nodes), trusted)
-    protos = [value.strip().lower() for value in headers.get("x-forwarded-proto", "").split(",")]
-    hosts = [value.strip() for value in headers.get("x-forwarded-host", "").split(",")]
+    protos = [value.strip(" \t").lower() for value in headers.get("x-forwarded-proto", "").split(",")]
+    hosts = [value.strip(" \t") for value in headers.get("x-forwarded-host", "").split(",")]
     proto = _for_hop(protos, index, len(nodes))
     host = _for_hop(hosts, index, len(nodes))
     scheme_forwarded = proto in SCHEMES
