@@ -84,8 +84,9 @@ async def proxy_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 def public_view(request: web.Request) -> PublicView:
     """The client's address and the public scheme and host: what a trusted proxy says, else the socket's."""
-    headers = {name: ", ".join(request.headers.getall(name)) for name in HEADERS if name in request.headers}
-    return resolve(request.remote, request.scheme, request.host, headers, request.app[trusted_proxies_key])
+    trusted = request.app[trusted_proxies_key]
+    headers = {name: ", ".join(request.headers.getall(name)) for name in HEADERS if trusted and name in request.headers}
+    return resolve(request.remote, request.scheme, request.host, headers, trusted)
 
 
 @web.middleware
