@@ -178,7 +178,7 @@ class Through:
 
 
 @pytest.fixture
-async def start_behind_nginx(aiohttp_server, database_url, tmp_path):
+async def start_behind_nginx(aiohttp_server, database_url, tmp_path, contracts):
     """``await start(heartbeat)``: pushsvc (poller running, nginx trusted) behind a private nginx whose
     ``proxy_read_timeout`` is 2 s; returns (nginx, client from 127.0.0.2 over TLS)."""
     started: list[tuple[Nginx, aiohttp.ClientSession]] = []
@@ -193,7 +193,9 @@ async def start_behind_nginx(aiohttp_server, database_url, tmp_path):
         nginx = Nginx(prefix, server.port, PROXY_READ_TIMEOUT)
         await nginx.start()
         tls = ssl.create_default_context(cafile=str(nginx.cert))
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls, local_addr=(CLIENT_ADDRESS, 0)))
+        connector = aiohttp.TCPConnector(ssl=tls, local_addr=(CLIENT_ADDRESS, 0))
+        # Contract-checked like every client of the suite (tests/conftest.py).
+        session = aiohttp.ClientSession(**contracts.session_options(connector=connector))
         started.append((nginx, session))
         return nginx, Through(session, nginx.origin)
 
