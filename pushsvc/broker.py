@@ -43,9 +43,12 @@ from __future__ import annotations
 
 import abc
 import collections
-from collections.abc import Callable, Collection
+import zlib
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import orjson
 
 from .protocol import DatabaseStatus
 
@@ -64,6 +67,12 @@ class Publication:
     document: Any
     patch: Any = None
     snapshot: bool = False
+    # The delta frame when the broker already has it encoded (a cluster leader's, read from Redis), so
+    # the consumer fans out those bytes instead of encoding the patch again.
+    frame: bytes | None = None
+    # With a snapshot: the topic's recent (seq, delta frame)s up to ``seq``, oldest first, so a consumer
+    # that only now starts holding the topic can still answer a ``since`` with a replay.
+    history: tuple[tuple[int, bytes], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +89,15 @@ class Tick:
 
     read_at: float
     contexts: int
+    order: int = 0
+    """CRC-32 of the ``vm-contexts`` document's VM names in order (0 while nobody watches it): a
+    document patched together elsewhere (a cluster follower appends new keys) can tell whether its
+    order is still the database's."""
+
+
+def names_order(entries: Mapping[str, Any]) -> int:
+    """``Tick.order`` of a ``vm-contexts`` mapping: a CRC-32 of its names in order."""
+    return zlib.crc32(orjson.dumps(list(entries)))
 
 
 class Consumer(Protocol):
@@ -107,6 +125,15 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Stop delivering and release connections."""
+
+    def describe(self) -> dict[str, Any]:
+        """What /readyz shows about the broker."""
+        return {"broker": "in-process"}
+
+    @property
+    def reads_database(self) -> bool:
+        """Whether this process's change source reads the database (a cluster follower's does not)."""
+        return True
 
     # -- interest (the hub's side) ----------------------------------------------
 

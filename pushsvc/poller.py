@@ -33,7 +33,7 @@ import time
 from typing import Any
 
 from . import protocol
-from .broker import Broker, Tick
+from .broker import Broker, Publication, Tick, names_order
 from .config import PollerConfig
 from .documents import DocumentBuilder
 from .metrics import Metrics
@@ -64,7 +64,10 @@ class Poller:
         self._tick_done = asyncio.Condition()
         # Dashboard: the raw row and the built entry of each VM, as last published.
         self._dashboard_rows: dict[str, ContextWithJob] = {}
+        # The dashboard publication those caches reflect (another one means someone else published).
+        self._dashboard_base: Publication | None = None
         self._dashboard_entries: dict[str, dict[str, Any]] = {}
+        self._dashboard_order = 0  # Tick.order of the published mapping
         # Detail topics: the raw rows behind each published document.
         self._detail_rows: dict[str, tuple[ContextWithJob | None, Children | None]] = {}
 
@@ -135,7 +138,8 @@ class Poller:
         self.metrics.ticks.inc()
         self.last_error = None
         self._forget_unwatched()
-        self.broker.publish_tick(Tick(read_at, len(rows)))
+        order = self._dashboard_order if DASHBOARD_TOPIC in watched else 0
+        self.broker.publish_tick(Tick(read_at, len(rows), order))
         await self._finish_tick()
 
     async def _finish_tick(self) -> None:
@@ -153,9 +157,14 @@ class Poller:
         REST list's order, also after VMs are added.
         """
         builder = self.builder
-        fresh = self.broker.last(DASHBOARD_TOPIC) is None
-        if fresh:
+        base = self.broker.last(DASHBOARD_TOPIC)
+        fresh = base is None
+        if base is None:
             self._dashboard_rows, self._dashboard_entries = {}, {}
+        elif base is not self._dashboard_base:
+            # Someone else published the last document (a cluster leader before us): diff against it.
+            self._dashboard_rows, self._dashboard_entries = {}, base.document["vm_contexts"]
+            self._dashboard_order = names_order(self._dashboard_entries)
         old_rows, old_entries = self._dashboard_rows, self._dashboard_entries
         new_rows: dict[str, ContextWithJob] = {}
         entries: dict[str, dict[str, Any]] = {}
@@ -170,7 +179,7 @@ class Poller:
                 entries[name] = old_entries[name]
                 continue
             entry = build_dashboard_entry(builder, row)
-            if old_row is not None:
+            if name in old_entries:
                 change = diff(old_entries[name], entry)
                 if change is NO_CHANGE:
                     entries[name] = old_entries[name]
@@ -179,16 +188,18 @@ class Poller:
             else:
                 patch[name] = entry
             entries[name] = entry
-        for name in old_rows.keys() - new_rows.keys():
+        for name in old_entries.keys() - new_rows.keys():
             patch[name] = None
         self._dashboard_rows = new_rows
-        if fresh:
+        if fresh or patch:
             self._dashboard_entries = entries
+            self._dashboard_order = names_order(entries)
+        if fresh:
             self.broker.publish_snapshot(DASHBOARD_TOPIC, {"vm_contexts": entries})
         elif patch:
-            self._dashboard_entries = entries
             self.broker.publish_delta(DASHBOARD_TOPIC, {"vm_contexts": patch}, {"vm_contexts": entries})
             self.metrics.published.inc()
+        self._dashboard_base = self.broker.last(DASHBOARD_TOPIC)
 
     def _update_detail(self, topic: str, row: ContextWithJob | None, children: Children | None) -> None:
         previous = self.broker.last(topic)

@@ -47,6 +47,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from .broker import names_order
 from .documents import list_item
 from .hub import Hub, Topic
 from .protocol import DASHBOARD_TOPIC, RequestId, detail_topic, is_valid_topic
@@ -102,9 +103,10 @@ class _Interest:
 class _ListView:
     """The list at one position in one variant: encoded items, in order and by status."""
 
-    def __init__(self, position: str, suffix: str, items: list[tuple[str, bytes]]) -> None:
+    def __init__(self, position: str, suffix: str, items: list[tuple[str, bytes]], order: int) -> None:
         self.position = position
         self.suffix = suffix
+        self.order = order  # Tick.order of the document the items came from
         self.all = [data for _, data in items]
         self.by_status: dict[str, list[bytes]] = {}
         for status, data in items:
@@ -196,8 +198,11 @@ class RestCache:
         tick = self._hub.tick
         if tick is None or len(topic.document["vm_contexts"]) != tick.contexts:
             return None  # two contexts share a name: the dashboard shows one of them
+        view = self._list_view(topic, variant)
+        if view.order != tick.order:
+            return None  # not the database's order (a cluster follower's patched copy, until resynchronised)
         self.keep_live(DASHBOARD_TOPIC)
-        return self._list_view(topic, variant).page(status, limit, offset)
+        return view.page(status, limit, offset)
 
     async def wait_live(self, name: str) -> bool:
         """Wait for the poller's next read when ``name`` was live and is only late; True once live again.
@@ -295,7 +300,7 @@ class RestCache:
             items.append((cached[1], cached[2]))
         self._items[variant] = new
         suffix = f";include={variant}" if variant else ""
-        view = self._lists[variant] = _ListView(position, suffix, items)
+        view = self._lists[variant] = _ListView(position, suffix, items, names_order(topic.document["vm_contexts"]))
         return view
 
     # -- database reads -------------------------------------------------------------

@@ -18,33 +18,33 @@ def token(exp: float, secret: str = SECRET) -> str:
     return jwt.encode({"sub": "t", "exp": int(exp)}, secret, algorithm="HS256")
 
 
-def test_a_remembered_token_is_refused_once_it_expires(monkeypatch):
+async def test_a_remembered_token_is_refused_once_it_expires(monkeypatch):
     verifier = TokenVerifier(AuthConfig(secret=SECRET, leeway=10))
     now = time.time()
     good = token(now + 60)
-    assert verifier.verify(good).subject == "t"
+    assert (await verifier.verify(good)).subject == "t"
     monkeypatch.setattr(jwt, "decode", lambda *a, **k: pytest.fail("a remembered token is not decoded again"))
-    assert verifier.verify(good).subject == "t"
+    assert (await verifier.verify(good)).subject == "t"
     monkeypatch.setattr(auth.time, "time", lambda: now + 69)  # exp + leeway not yet passed
-    assert verifier.verify(good).subject == "t"
+    assert (await verifier.verify(good)).subject == "t"
     monkeypatch.setattr(auth.time, "time", lambda: now + 71)
     with pytest.raises(TokenError):
-        verifier.verify(good)
+        await verifier.verify(good)
 
 
-def test_refused_tokens_are_not_remembered():
+async def test_refused_tokens_are_not_remembered():
     verifier = TokenVerifier(AuthConfig(secret=SECRET))
     for _ in range(2):
         with pytest.raises(TokenError):
-            verifier.verify(token(time.time() + 60, secret="x" * 40))
+            await verifier.verify(token(time.time() + 60, secret="x" * 40))
     with pytest.raises(TokenError):
-        verifier.verify(token(time.time() - 60))
+        await verifier.verify(token(time.time() - 60))
     assert verifier._verified == {}
 
 
-def test_the_memory_is_bounded(monkeypatch):
+async def test_the_memory_is_bounded(monkeypatch):
     monkeypatch.setattr(auth, "VERIFIED_CACHE_SIZE", 3)
     verifier = TokenVerifier(AuthConfig(secret=SECRET))
     for offset in range(10):
-        verifier.verify(token(time.time() + 60 + offset))
+        await verifier.verify(token(time.time() + 60 + offset))
         assert len(verifier._verified) <= 3

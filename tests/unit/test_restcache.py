@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from pushsvc import restcache
-from pushsvc.broker import LocalBroker, Tick
+from pushsvc.broker import LocalBroker, Tick, names_order
 from pushsvc.documents import CONTEXT_KEYS, list_document, list_item
 from pushsvc.hub import Hub
 from pushsvc.protocol import DATABASE_OK, DATABASE_UNAVAILABLE, DatabaseStatus
@@ -62,7 +62,10 @@ def items(monkeypatch):
 
 
 def tick(broker: LocalBroker, clock: Clock, contexts: int = 0) -> None:
-    broker.publish_tick(Tick(clock.now, contexts))
+    """A completed read now; its order is the published dashboard's, as the poller's would be."""
+    last = broker.last("vm-contexts")
+    order = 0 if last is None else names_order(last.document["vm_contexts"])
+    broker.publish_tick(Tick(clock.now, contexts, order))
 
 
 async def test_nothing_is_live_until_a_tick_confirms_the_document(wired):
@@ -318,3 +321,14 @@ async def test_waiting_ends_after_interval_plus_margin():
     assert not await cache.wait_live(DETAIL)
     assert asyncio.get_running_loop().time() - started >= 0.09
     cache.close()
+
+
+async def test_a_list_in_another_order_than_the_database_s_is_not_served(wired, items):
+    broker, hub, cache, clock = wired
+    cache.keep_live("vm-contexts")
+    broker.publish_snapshot("vm-contexts", {"vm_contexts": {"a": entry("a"), "b": entry("b")}})
+    # A follower's copy with "b" appended after a patch, while the leader's order is b, a.
+    broker.publish_tick(Tick(clock.now, 2, names_order({"b": None, "a": None})))
+    assert cache.listing(None, None, 0) is None
+    tick(broker, clock, contexts=2)
+    assert cache.listing(None, None, 0) is not None
