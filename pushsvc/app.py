@@ -97,6 +97,7 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     app.router.add_get("/api/v1/vm-contexts", api.list_vm_contexts)
     app.router.add_get("/api/v1/vm-contexts/{vm_name}", api.get_vm_context)
     app.router.add_get("/api/v1/ws", ws.websocket_handler)
+    app.router.add_get("/api/v1/gui-settings", api.gui_settings)
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/readyz", api.readyz)
     app.router.add_get("/metrics", api.metrics)

@@ -9,6 +9,7 @@ key; secret values never appear in a message.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import urllib.parse
@@ -94,6 +95,12 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class GuiConfig:
+    # Seconds without a sign of life (vma_last_poll_at, else updated_at) before the GUI marks a running job stalled.
+    stall_after_s: float = 120.0
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -101,6 +108,7 @@ class Config:
     poller: PollerConfig = field(default_factory=PollerConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    gui: GuiConfig = field(default_factory=GuiConfig)
 
     def replace(self, section: str, **values: Any) -> Config:
         """A copy with some keys of one section changed (tests, --demo)."""
@@ -311,6 +319,9 @@ def validate(config: Config) -> None:
         "history_size",
     ):
         _positive(f"websocket.{key}", getattr(ws, key))
+    if not math.isfinite(config.gui.stall_after_s):
+        raise ConfigError(f"gui.stall_after_s: must be a finite number of seconds, got {config.gui.stall_after_s}")
+    _positive("gui.stall_after_s", config.gui.stall_after_s)
     for origin in ws.allowed_origins:
         parsed = urllib.parse.urlsplit(origin)
         if origin != "*" and (
