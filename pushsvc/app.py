@@ -19,7 +19,7 @@ from aiohttp import web
 from . import api, ws
 from .accesslog import AccessLogger
 from .auth import TokenVerifier
-from .broker import LocalBroker
+from .broker import Broker, LocalBroker
 from .config import Config, default_database_url
 from .documents import DocumentBuilder
 from .errors import error_response
@@ -43,6 +43,7 @@ from .middleware import auth_middleware, error_middleware
 from .outage import OutageLog
 from .poller import Poller
 from .protocol import GOING_AWAY
+from .session import Session
 from .store import Store, open_store
 from .tasks import cancel_and_wait
 from .timefmt import resolve_zone
@@ -69,7 +70,7 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     store = store or open_store(config.database, default_database_url())
     builder = DocumentBuilder(zone)
     # The live path, one way: store -> poller -> broker -> hub -> session -> socket.
-    broker = LocalBroker(epoch=f"{int(time.time()):x}-{secrets.token_hex(4)}")
+    broker = _broker(config, metrics)
     hub = Hub(broker, history_size=config.websocket.history_size)
     poller = Poller(store, builder, broker, config.poller, metrics)
     metrics.subscriptions.set_function(lambda: hub.subscription_count)
@@ -92,6 +93,7 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     if run_poller:
         app.cleanup_ctx.append(poller_context)
     app.on_shutdown.append(close_sockets)
+    app.on_cleanup.append(close_verifier)
     app.on_response_prepare.append(add_security_headers)
 
     app.router.add_get("/api/v1/vm-contexts", api.list_vm_contexts)
@@ -106,6 +108,20 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
         app.router.add_get("/", _index(static_dir / "index.html"))
         app.router.add_static("/static/", static_dir, append_version=False)
     return app
+
+
+def _broker(config: Config, metrics: Metrics) -> Broker:
+    """In process by default; with ``broker.url``, the Redis cluster (imported only then)."""
+    if not config.broker.url:
+        return LocalBroker(epoch=f"{int(time.time()):x}-{secrets.token_hex(4)}")
+    from .cluster.broker import RedisBroker
+
+    return RedisBroker(
+        config.broker,
+        history_size=config.websocket.history_size,
+        interval=config.poller.interval,
+        metrics=metrics,
+    )
 
 
 def _index(path: Path) -> Handler:
@@ -141,9 +157,15 @@ async def poller_context(app: web.Application) -> AsyncIterator[None]:
     await cancel_and_wait(task)  # logs a poller that had failed or would not stop
 
 
+async def close_verifier(app: web.Application) -> None:
+    """The JWKS client's HTTP session, if any."""
+    await app[verifier_key].close()
+
+
 async def close_sockets(app: web.Application) -> None:
     """Shutdown: every socket gets 1001 before the poller and the store stop."""
-    sessions = list(app[sockets_key])
+    open_sessions: set[Session] = app[sockets_key]
+    sessions = list(open_sessions)
     for session in sessions:
         session.close(GOING_AWAY)
     await asyncio.gather(*(session.closed() for session in sessions), return_exceptions=True)

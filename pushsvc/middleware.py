@@ -78,7 +78,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if scheme.lower() != "bearer" or not token.strip():
             return unauthorized()
         try:
-            request[claims_key] = request.app[verifier_key].verify(token.strip())
+            request[claims_key] = await request.app[verifier_key].verify(token.strip())
         except TokenError:
             return unauthorized()
     return await handler(request)

@@ -85,12 +85,12 @@ class Connection:
         self.error_times: collections.deque[float] = collections.deque()
         self.welcomed = False
 
-    def authenticate(self, token: Any, request_id: Any = None) -> bool:
+    async def authenticate(self, token: Any, request_id: Any = None) -> bool:
         """Verify ``token``; on success send ``welcome`` and arm the expiry timer."""
         if not isinstance(token, str) or not token:
             return False
         try:
-            claims: Claims = self.verifier.verify(token)
+            claims: Claims = await self.verifier.verify(token)
         except TokenError:
             return False
         self.session.send(
@@ -124,7 +124,7 @@ class Connection:
         if len(self.error_times) >= self.config.max_errors:
             self.session.close(protocol.TOO_MANY_ERRORS)
 
-    def handle_text(self, text: str) -> None:
+    async def handle_text(self, text: str) -> None:
         request_id = None
         try:
             allowed = self.limiter.allow()
@@ -140,14 +140,14 @@ class Connection:
                 request_id = message["id"]
             if not allowed:
                 raise ProtocolError(ErrorCode.RATE_LIMITED, f"more than {self.config.rate_limit:g} messages per second")
-            self.dispatch(message, request_id)
+            await self.dispatch(message, request_id)
         except ProtocolError as exc:
             self.report(exc.code, exc.message, request_id)
         except Exception:  # a bug of ours: say so, keep the socket, log once
             log.exception("error handling a client message on session %s", self.session.id)
             self.session.send(protocol.error(ErrorCode.INTERNAL, "internal error", request_id))
 
-    def dispatch(self, message: dict[str, Any], request_id: Any) -> None:
+    async def dispatch(self, message: dict[str, Any], request_id: Any) -> None:
         kind = message.get("type")
         if kind == "ping":
             self.session.send(protocol.pong(request_id))
@@ -171,7 +171,7 @@ class Connection:
             self.session.forget(topic)
             self.session.send(protocol.unsubscribed(topic, request_id))
         elif kind == "auth":
-            if not self.authenticate(message.get("token"), request_id):
+            if not await self.authenticate(message.get("token"), request_id):
                 self.reject()
         elif isinstance(kind, str):
             raise ProtocolError(ErrorCode.BAD_REQUEST, f"unknown message type: {kind[:100]}")
@@ -193,7 +193,7 @@ class Connection:
         if not isinstance(message, dict) or message.get("type") != "auth":
             return False
         request_id = message.get("id") if is_request_id(message.get("id")) else None
-        return self.authenticate(message.get("token"), request_id)
+        return await self.authenticate(message.get("token"), request_id)
 
     async def run(self) -> None:
         if not self.welcomed and not await self.await_auth():
@@ -202,7 +202,7 @@ class Connection:
             return
         async for msg in self.ws:
             if msg.type == WSMsgType.TEXT:
-                self.handle_text(msg.data)
+                await self.handle_text(msg.data)
             elif msg.type == WSMsgType.BINARY:
                 self.report(ErrorCode.BAD_REQUEST, "binary frames are not supported; send JSON text")
             else:
@@ -241,7 +241,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     try:
         if header:
             scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not connection.authenticate(token.strip()):
+            if scheme.lower() != "bearer" or not await connection.authenticate(token.strip()):
                 connection.reject()
                 await connection.drain_until_closed()
                 return ws
