@@ -107,11 +107,17 @@ class PrivateMariaDB:
 
     def command(self) -> list[str]:
         binlog = [f"--log-bin={self.datadir / 'binlog'}", "--binlog-format=ROW"] if self.log_bin else []
+        tmpdir = self.directory / "tmp"
+        tmpdir.mkdir(exist_ok=True)
         return [
             find_binary("mariadbd"),
             "--no-defaults",
             *as_root_args(),
             f"--datadir={self.datadir}",
+            # Never the default /tmp: at start-up mariadbd deletes every "#sql*" file in its tmpdir,
+            # which are the shared server's on-disk temporary tables while it runs a query (it then
+            # fails the query, or crashes in free_tmp_table).
+            f"--tmpdir={tmpdir}",
             f"--socket={self.socket}",
             f"--pid-file={self.directory / 'mariadbd.pid'}",
             f"--log-error={self.error_log}",
