@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from .proxy import TrustedProxies
+
 ENV_PREFIX = "PUSHSVC_"
 SUPPORTED_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
 SECRET_KEYS = {
@@ -44,6 +46,7 @@ class ServerConfig:
     access_log: bool = True
     log_level: str = "INFO"
     static_dir: str = ""
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -307,6 +310,10 @@ def validate(config: Config) -> None:
     _positive("server.keepalive_timeout", server.keepalive_timeout)
     if server.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"server.log_level: must be DEBUG, INFO, WARNING or ERROR, got {server.log_level!r}")
+    try:
+        TrustedProxies(server.trusted_proxies)
+    except ValueError as exc:
+        raise ConfigError(f"server.trusted_proxies: {exc}") from None
     if db.url:
         parse_database_url(db.url)
     if db.timezone:

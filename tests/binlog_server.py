@@ -52,6 +52,8 @@ def as_root_args() -> tuple[str, ...]:
 def install_template(directory: Path) -> Path:
     """System tables in ``directory/datadir``, to be copied for each server."""
     datadir = directory / "datadir"
+    tmpdir = directory / "tmp"
+    tmpdir.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
         [
             find_binary("mariadb-install-db"),
@@ -65,6 +67,8 @@ def install_template(directory: Path) -> Path:
         capture_output=True,
         text=True,
         timeout=120,
+        # The bootstrap server, too, must never clean the shared /tmp (see PrivateMariaDB's --tmpdir).
+        env={**os.environ, "TMPDIR": str(tmpdir)},
     )
     if done.returncode != 0:
         raise RuntimeError(f"mariadb-install-db failed ({done.returncode}): {done.stderr[-2000:]}")
