@@ -32,9 +32,3 @@ async def test_the_configured_threshold_is_served(database_url, store, aiohttp_c
     client = await aiohttp_client(create_app(make_config(database_url, gui={"stall_after_s": 900})))
     response = await client.get("/api/v1/gui-settings")
     assert await response.json() == {"stall_after_s": 900.0}
-
-
-async def test_only_get_is_allowed(client):
-    response = await client.post("/api/v1/gui-settings", data=b"{}")
-    assert response.status == 405
-    assert (await response.json())["error"] == "Method Not Allowed"
