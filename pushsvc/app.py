@@ -110,6 +110,7 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     app.router.add_get("/api/v1/vm-contexts", api.list_vm_contexts)
     app.router.add_get("/api/v1/vm-contexts/{vm_name}", api.get_vm_context)
     app.router.add_get("/api/v1/ws", ws.websocket_handler)
+    app.router.add_get("/api/v1/gui-settings", api.gui_settings)
     app.router.add_get("/api/v1/openapi.json", apidocs.openapi_handler())
     app.router.add_get("/api/v1/asyncapi.json", apidocs.asyncapi_handler())
     app.router.add_get("/healthz", api.healthz)

@@ -9,6 +9,7 @@ key; secret values never appear in a message.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import urllib.parse
@@ -124,6 +125,12 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class GuiConfig:
+    # Seconds without a sign of life (vma_last_poll_at, else updated_at) before the GUI marks a running job stalled.
+    stall_after_s: float = 120.0
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -133,6 +140,7 @@ class Config:
     rest: RestConfig = field(default_factory=RestConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     broker: BrokerConfig = field(default_factory=BrokerConfig)
+    gui: GuiConfig = field(default_factory=GuiConfig)
 
     def replace(self, section: str, **values: Any) -> Config:
         """A copy with some keys of one section changed (tests, --demo)."""
@@ -360,6 +368,9 @@ def validate(config: Config) -> None:
         raise ConfigError(f"rest.live_ttl: must not be negative, got {config.rest.live_ttl}")
     _positive("rest.freshness_margin", config.rest.freshness_margin)
     _validate_broker(config.broker)
+    if not math.isfinite(config.gui.stall_after_s):
+        raise ConfigError(f"gui.stall_after_s: must be a finite number of seconds, got {config.gui.stall_after_s}")
+    _positive("gui.stall_after_s", config.gui.stall_after_s)
     for origin in ws.allowed_origins:
         parsed = urllib.parse.urlsplit(origin)
         if origin != "*" and (

@@ -42,22 +42,31 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Collection, Hashable
 from typing import Any, TypeVar
 
 import orjson
 
 from .broker import names_order
-from .documents import list_item
+from .documents import list_item, list_item_with_last_job
 from .hub import Hub, Topic
 from .protocol import DASHBOARD_TOPIC, RequestId, detail_topic, is_valid_topic
 
 ListItem = Callable[[dict[str, Any]], dict[str, Any]]
 T = TypeVar("T")
 
-# The list item shapes, by the name a request asks for (``""``: the seed's).
-# A variant is a projection of a dashboard entry; its name goes into the ETag.
-LIST_VARIANTS: dict[str, ListItem] = {"": list_item}
+# The list item shapes, by variant: ``""`` is the seed's, ``"last_job"`` that of ``?include=last_job``
+# (list_variant). A variant is a projection of a dashboard entry; its name goes into the ETag.
+LIST_VARIANTS: dict[str, ListItem] = {
+    "": list_item,
+    "last_job": lambda entry: list_item_with_last_job(list_item(entry), entry["last_job"]),
+}
+
+
+def list_variant(include: Collection[str]) -> str:
+    """The variant of a list request's ``include`` names (``LIST_VARIANTS``)."""
+    return ",".join(sorted(include))
+
 
 MAX_PAGES = 64  # filtered list bodies kept per variant until the next change
 

@@ -41,6 +41,9 @@ LIST_QUERIES = [
     "?offset=0",
     "?status=discovered&limit=2&offset=1",
     "?limit=1000",
+    "?include=last_job",
+    "?include=last_job&status=replicating&limit=1",
+    "?include=last_job,last_job&offset=1",
 ]
 POSITION = re.compile(r'^"(?P<epoch>[^":;]+):(?P<seq>\d+)(?P<filter>;[^"]*)?"$')
 
