@@ -65,7 +65,7 @@ LIST_VARIANTS: dict[str, ListItem] = {
 
 def list_variant(include: Collection[str]) -> str:
     """The variant of a list request's ``include`` names (``LIST_VARIANTS``)."""
-    return ",".join(sorted(include))
+    return ",".join(sorted(include)) if include else ""
 
 
 MAX_PAGES = 64  # filtered list bodies kept per variant until the next change
@@ -112,7 +112,10 @@ class _Interest:
 class _ListView:
     """The list at one position in one variant: encoded items, in order and by status."""
 
-    def __init__(self, position: str, suffix: str, items: list[tuple[str, bytes]], order: int) -> None:
+    def __init__(
+        self, at: tuple[str, int], position: str, suffix: str, items: list[tuple[str, bytes]], order: int
+    ) -> None:
+        self.at = at  # (epoch, seq): compared on every request, cheaper than the position text
         self.position = position
         self.suffix = suffix
         self.order = order  # Tick.order of the document the items came from
@@ -178,7 +181,7 @@ class RestCache:
         self._leases: dict[str, float] = {}  # topic -> monotonic deadline
         self._timer: asyncio.TimerHandle | None = None
         self._details: dict[str, Answer] = {}  # topic -> answer at the topic's position
-        self._positions: dict[str, str] = {}  # topic -> the position _details holds
+        self._positions: dict[str, tuple[str, int]] = {}  # topic -> (epoch, seq) _details holds
         self._items: dict[str, dict[str, tuple[dict[str, Any], str, bytes]]] = {}  # variant -> name -> item
         self._lists: dict[str, _ListView] = {}  # variant -> view at the dashboard's position
         self._reads: dict[Hashable, tuple[float, asyncio.Future[Any]]] = {}  # key -> (started, read in flight)
@@ -272,17 +275,14 @@ class RestCache:
         age = max(self._clock() - tick.read_at, self._monotonic() - hub.tick_received)
         return topic if age <= self.bound else None
 
-    def _position(self, topic: Topic) -> str:
-        return f"{self._hub.epoch}:{topic.seq}"
-
     def _detail_answer(self, topic: Topic) -> Answer:
-        position = self._position(topic)
+        at = (self._hub.epoch, topic.seq)
         answer = self._details.get(topic.name)
-        if answer is None or self._positions.get(topic.name) != position:
+        if answer is None or self._positions.get(topic.name) != at:
             document = topic.document
             build = None if document is None else (lambda: orjson.dumps(document))
-            answer = self._details[topic.name] = Answer(f'"{position}"', build)
-            self._positions[topic.name] = position
+            answer = self._details[topic.name] = Answer(f'"{at[0]}:{at[1]}"', build)
+            self._positions[topic.name] = at
         return answer
 
     def _list_view(self, topic: Topic, variant: str) -> _ListView:
@@ -292,9 +292,9 @@ class RestCache:
         changed, and an entry that did not change is the same object in the
         next document (broker.py's contract).
         """
-        position = self._position(topic)
+        at = (self._hub.epoch, topic.seq)
         view = self._lists.get(variant)
-        if view is not None and view.position == position:
+        if view is not None and view.at == at:
             return view
         project = LIST_VARIANTS[variant]
         old = self._items.get(variant, {})
@@ -309,7 +309,8 @@ class RestCache:
             items.append((cached[1], cached[2]))
         self._items[variant] = new
         suffix = f";include={variant}" if variant else ""
-        view = self._lists[variant] = _ListView(position, suffix, items, names_order(topic.document["vm_contexts"]))
+        order = names_order(topic.document["vm_contexts"])
+        view = self._lists[variant] = _ListView(at, f"{at[0]}:{at[1]}", suffix, items, order)
         return view
 
     # -- database reads -------------------------------------------------------------
