@@ -8,6 +8,7 @@ from aiohttp import web
 
 from .auth import Claims, TokenVerifier
 from .broker import Broker
+from .changes import BinlogDriver
 from .config import Config
 from .documents import DocumentBuilder
 from .hub import Hub
@@ -26,6 +27,8 @@ metrics_key = web.AppKey("metrics", Metrics)
 broker_key = web.AppKey("broker", Broker)
 hub_key = web.AppKey("hub", Hub)
 poller_key = web.AppKey("poller", Poller)
+# With poller.source: binlog, what follows the binlog beside the poll loop (None with poll).
+changes_key: web.AppKey[BinlogDriver | None] = web.AppKey("changes")
 sockets_key = web.AppKey("sockets", set[Session])
 read_outage_key = web.AppKey("read_outage", OutageLog)
 request_id_key = web.RequestKey("request_id", str)

@@ -9,13 +9,20 @@ contexts are read with one ``IN (...)`` per table, the per-VM "10 newest" and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from .base import Reader
 from .rows import CbtRow, Children, ContextRow, ContextWithJob, DiskRow, JobHistoryRow, JobRow, columns
 
-__all__ = ["Children", "find_context", "list_contexts", "read_children", "read_contexts_with_jobs"]
+__all__ = [
+    "Children",
+    "find_context",
+    "list_contexts",
+    "read_children",
+    "read_contexts_with_jobs",
+    "read_contexts_with_jobs_named",
+]
 
 JOB_HISTORY_LIMIT = 10
 CBT_HISTORY_LIMIT = 20
@@ -68,6 +75,38 @@ async def find_context(reader: Reader, vm_name: str) -> ContextWithJob | None:
 async def read_contexts_with_jobs(reader: Reader) -> list[ContextWithJob]:
     """Every context joined with its current job, ordered by vm_name (one statement)."""
     rows = await reader.fetch_all(_CONTEXT_WITH_JOB + " ORDER BY c.vm_name, c.context_id")
+    return [_context_with_job(row) for row in rows]
+
+
+async def read_contexts_with_jobs_named(
+    reader: Reader, context_ids: Collection[str], names: Collection[str] = ()
+) -> list[ContextWithJob]:
+    """The contexts that share a VM name with ``context_ids`` or carry one of ``names``, with their current jobs.
+
+    The targeted counterpart of :func:`read_contexts_with_jobs` (same rows,
+    same order, one statement): a dashboard entry or detail topic is keyed by
+    VM name and shows the oldest context of that name, so re-reading one
+    context means re-reading every context of its new name, and of its old
+    name (``names``) when it was renamed or deleted. The name match is the
+    column's collation (case-insensitive in MariaDB), so callers compare
+    names exactly themselves, as :func:`find_context` does.
+    """
+    ids, known = sorted(context_ids), sorted(names)
+    conditions, args = [], []
+    if ids:
+        conditions.append(f"n.context_id IN ({', '.join(['%s'] * len(ids))})")
+        args += ids
+    if known:
+        conditions.append(f"n.vm_name IN ({', '.join(['%s'] * len(known))})")
+        args += known
+    if not conditions:
+        return []
+    rows = await reader.fetch_all(
+        _CONTEXT_WITH_JOB
+        + f" WHERE c.vm_name IN (SELECT n.vm_name FROM vm_replication_contexts n WHERE {' OR '.join(conditions)})"
+        + " ORDER BY c.vm_name, c.context_id",
+        args,
+    )
     return [_context_with_job(row) for row in rows]
 
 
