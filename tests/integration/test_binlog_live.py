@@ -51,12 +51,13 @@ FINISH_JOB = [
 ]
 
 
-def binlog_config(url: str, **poller):
+def binlog_config(url: str, broker: dict | None = None, **poller):
     """A config following the binlog; ``poller`` overrides (no interval: the binlog mode's default)."""
     raw = {
         "database": {"url": url, "timezone": SEED_TIMEZONE},
         "auth": {"secret": SECRET},
         "poller": {"source": "binlog", **poller},
+        "broker": broker or {},
     }
     return build_config(raw, {})
 
@@ -78,8 +79,8 @@ async def execute(store, *statements) -> None:
 async def start_app(aiohttp_client):
     """Starts the service on a URL (quick binlog retries); returns (app, client)."""
 
-    async def start(url: str, **poller):
-        app = create_app(binlog_config(url, **poller))
+    async def start(url: str, broker: dict | None = None, **poller):
+        app = create_app(binlog_config(url, broker, **poller))
         app[changes_key].source_options.update(backoff_initial=0.05, backoff_max=0.5)
         client = await aiohttp_client(app)
         return app, client
@@ -396,3 +397,38 @@ async def test_rest_and_live_agree_after_the_first_read(live_app, token, auth_he
     assert live.document("vm-contexts") == await rest_dashboard(client, auth_headers)
     assert live.document(f"vm-context/{VM1}") == await rest_detail(client, auth_headers, VM1)
     assert await metric(client, "pushsvc_binlog_batches_total") == app[changes_key].batches >= 1
+
+
+async def test_only_the_cluster_leader_reads_the_binlog(binlog_store, redis_server, start_app, token):
+    """Two instances on one Redis: the leader follows the binlog; the follower starts when it takes over."""
+    store, url = binlog_store
+    await load_seed(store)
+    cluster = {"url": redis_server.url, "lease_ttl": 1.0}
+    instances = [await start_app(url, cluster, interval=SAFETY_NET) for _ in range(2)]
+    drivers = [app[changes_key] for app, _ in instances]
+    waits = [asyncio.ensure_future(d.wait_until(lambda d=d: d.state.active == "binlog")) for d in drivers]
+    async with asyncio.timeout(TIMEOUT):
+        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for wait in pending:
+        wait.cancel()
+    leader = waits.index(next(iter(done)))
+    (leader_app, leader_client), (follower_app, follower_client) = instances[leader], instances[1 - leader]
+    follower = follower_app[changes_key]
+    assert follower.source is None and follower.requirements is None  # never even asked the database
+    _, body = await readyz(follower_client)
+    assert body["role"] == "follower" and body["change_source"] == {
+        "configured": "binlog",
+        "active": "none",
+        "reason": "a cluster follower: the leader reads the database",
+    }
+    _, body = await readyz(leader_client)
+    assert body["role"] == "leader" and body["change_source"] == {"configured": "binlog", "active": "binlog"}
+
+    live = await watch(follower_client, token, "vm-contexts")
+    await leader_client.close()  # the leader stops (its source with it) and releases the lease
+    async with asyncio.timeout(TIMEOUT):
+        await follower.wait_until(lambda: follower.state.active == "binlog")
+    await execute(store, (TOUCH, ["suspended", CTX1]))
+    await settle(follower_app, store)
+    while live.document("vm-contexts")["vm_contexts"][VM1].get("power_state") != "suspended":
+        await live.next()
