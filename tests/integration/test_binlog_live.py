@@ -412,7 +412,7 @@ async def test_only_the_cluster_leader_reads_the_binlog(binlog_store, redis_serv
     for wait in pending:
         wait.cancel()
     leader = waits.index(next(iter(done)))
-    (leader_app, leader_client), (follower_app, follower_client) = instances[leader], instances[1 - leader]
+    (_, leader_client), (follower_app, follower_client) = instances[leader], instances[1 - leader]
     follower = follower_app[changes_key]
     assert follower.source is None and follower.requirements is None  # never even asked the database
     _, body = await readyz(follower_client)
