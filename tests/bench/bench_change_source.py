@@ -36,11 +36,12 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_latency import latencies, run_markers
-from benchlib import (
+from bench_latency import latencies, run_markers  # type: ignore[import-not-found]
+from benchlib import (  # type: ignore[import-not-found]
     REPO,
     BenchDatabase,
     Server,
@@ -54,7 +55,7 @@ from benchlib import (
     print_table,
     raise_nofile,
 )
-from loadgen import MARKER_BASE, SocketFleet
+from loadgen import MARKER_BASE, SocketFleet  # type: ignore[import-not-found]
 
 sys.path.insert(0, str(REPO))
 
@@ -74,9 +75,10 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
-def change_source(server: Server) -> dict:
+def change_source(server: Server) -> dict[str, str]:
     with urllib.request.urlopen(server.base_url + "/readyz", timeout=5) as response:
-        return json.loads(response.read())["change_source"]
+        state: dict[str, str] = json.loads(response.read())["change_source"]
+    return state
 
 
 def wait_for_source(server: Server, env: dict[str, str]) -> None:
@@ -111,7 +113,7 @@ def server_read_times(server: Server) -> str:
 
 def latency_rows(
     db: BenchDatabase, marker_job: str, sockets: list[int], duration: float, token: str, modes: list[str]
-) -> list:
+) -> list[list[Any]]:
     rows = []
     first = MARKER_BASE
     for label in modes:
@@ -171,7 +173,7 @@ def latency_rows(
     return rows
 
 
-def statement_rows(db: BenchDatabase, jobs: list[str], measure: float, token: str, modes: list[str]) -> list:
+def statement_rows(db: BenchDatabase, jobs: list[str], measure: float, token: str, modes: list[str]) -> list[list[Any]]:
     rows = []
     for label in [mode for mode in modes if mode != "poll 250 ms"]:
         env = MODES[label][0]

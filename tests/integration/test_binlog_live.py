@@ -12,27 +12,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 
 from pushsvc.app import create_app
-from pushsvc.config import DatabaseConfig, build_config
+from pushsvc.changes import BinlogDriver
+from pushsvc.config import Config, DatabaseConfig, build_config
 from pushsvc.demo.seed import SEED_CONTEXT, SEED_CURRENT_JOB, SEED_DISK, SEED_TIMEZONE, load_seed
 from pushsvc.keys import changes_key, hub_key, poller_key, store_key
-from pushsvc.store import open_store
+from pushsvc.store import Store, open_store
+from pushsvc.store.mariadb import MariaDBStore
 
 from ..binlog_server import PrivateMariaDB
 from ..helpers import SECRET, rest_dashboard, rest_detail
+from ..redisserver import RedisServer
 from ..wsclient import LiveClient
 from .test_convergence import assert_converged, run_convergence
 
-CTX1 = SEED_CONTEXT["context_id"]
-VM1 = SEED_CONTEXT["vm_name"]
-JOB1 = SEED_CURRENT_JOB["id"]
+CTX1 = str(SEED_CONTEXT["context_id"])
+VM1 = str(SEED_CONTEXT["vm_name"])
+JOB1 = str(SEED_CURRENT_JOB["id"])
 TIMEOUT = 15.0
 SAFETY_NET = 3600.0  # no safety-net read during a test: the binlog alone must do it
 TOUCH = "UPDATE vm_replication_contexts SET power_state = %s WHERE context_id = %s"
-FINISH_JOB = [
+Client = TestClient[web.Request, web.Application]
+StartApp = Callable[..., Awaitable[tuple[web.Application, Client]]]
+Live = tuple[web.Application, Client, MariaDBStore]  # the service, its client, the writer's store
+FINISH_JOB: list[tuple[str, list[Any]]] = [
     (
         "UPDATE replication_jobs SET status = 'completed', progress_percent = 100, completed_at = NOW(3) WHERE id = %s",
         [JOB1],
@@ -51,7 +62,7 @@ FINISH_JOB = [
 ]
 
 
-def binlog_config(url: str, broker: dict | None = None, **poller):
+def binlog_config(url: str, broker: dict[str, Any] | None = None, **poller: Any) -> Config:
     """A config following the binlog; ``poller`` overrides (no interval: the binlog mode's default)."""
     raw = {
         "database": {"url": url, "timezone": SEED_TIMEZONE},
@@ -62,13 +73,24 @@ def binlog_config(url: str, broker: dict | None = None, **poller):
     return build_config(raw, {})
 
 
-async def server_position(store) -> str:
+def driver(app: web.Application) -> BinlogDriver:
+    changes = app[changes_key]
+    assert changes is not None, "poller.source is not binlog"
+    return changes
+
+
+async def streaming(changes: BinlogDriver) -> None:
+    """Until ``changes`` follows the binlog (its stream connected and the first read done)."""
+    await changes.wait_until(lambda: changes.state.active == "binlog")
+
+
+async def server_position(store: Store) -> str:
     async with store.snapshot() as reader:
         [(position,)] = await reader.fetch_all("SELECT @@GLOBAL.gtid_binlog_pos")
     return str(position)
 
 
-async def execute(store, *statements) -> None:
+async def execute(store: Store, *statements: tuple[str, list[Any]]) -> None:
     """Statements in one transaction."""
     async with store.transaction() as writer:
         for sql, args in statements:
@@ -76,12 +98,12 @@ async def execute(store, *statements) -> None:
 
 
 @pytest.fixture
-async def start_app(aiohttp_client):
+async def start_app(aiohttp_client: Any) -> StartApp:
     """Starts the service on a URL (quick binlog retries); returns (app, client)."""
 
-    async def start(url: str, broker: dict | None = None, **poller):
+    async def start(url: str, broker: dict[str, Any] | None = None, **poller: Any) -> tuple[web.Application, Client]:
         app = create_app(binlog_config(url, broker, **poller))
-        app[changes_key].source_options.update(backoff_initial=0.05, backoff_max=0.5)
+        driver(app).source_options.update(backoff_initial=0.05, backoff_max=0.5)
         client = await aiohttp_client(app)
         return app, client
 
@@ -89,41 +111,41 @@ async def start_app(aiohttp_client):
 
 
 @pytest.fixture
-async def live_app(binlog_store, start_app):
+async def live_app(binlog_store: tuple[MariaDBStore, str], start_app: StartApp) -> Live:
     """(app, client, writer store): the seed rows in, the service following the binlog."""
     store, url = binlog_store
     await load_seed(store)
     app, client = await start_app(url, interval=SAFETY_NET)
-    changes = app[changes_key]
+    changes = driver(app)
     async with asyncio.timeout(TIMEOUT):
         await changes.wait_until(lambda: changes.state.active == "binlog")
     return app, client, store
 
 
-async def settle(app, store) -> None:
+async def settle(app: web.Application, store: Store) -> None:
     """Until the service has handled every transaction committed so far."""
     position = await server_position(store)
     async with asyncio.timeout(TIMEOUT):
-        await app[changes_key].wait_for_position(position)
+        await driver(app).wait_for_position(position)
 
 
-async def watch(client, token, *topics) -> LiveClient:
+async def watch(client: Client, token: str, *topics: str) -> LiveClient:
     live = await LiveClient.connect(client, token)
     for topic in topics:
         await live.subscribe(topic)
     return live
 
 
-def new_messages(live: LiveClient, start: int, topic: str) -> list[dict]:
+def new_messages(live: LiveClient, start: int, topic: str) -> list[dict[str, Any]]:
     return [message for message in live.log[start:] if message.get("topic") == topic]
 
 
-async def readyz(client) -> tuple[int, dict]:
+async def readyz(client: Client) -> tuple[int, dict[str, Any]]:
     response = await client.get("/readyz")
     return response.status, await response.json()
 
 
-async def metric(client, name: str) -> float:
+async def metric(client: Client, name: str) -> float:
     text = await (await client.get("/metrics")).text()
     for line in text.splitlines():
         if line.startswith(name + " "):
@@ -131,11 +153,13 @@ async def metric(client, name: str) -> float:
     raise AssertionError(f"{name} not in /metrics")
 
 
-async def test_clients_converge_in_binlog_mode(binlog_store, start_app, token, auth_headers):
+async def test_clients_converge_in_binlog_mode(
+    binlog_store: tuple[MariaDBStore, str], start_app: StartApp, token: str, auth_headers: dict[str, str]
+) -> None:
     """The convergence property (same seed, same clients, same checks) with changes from the binlog."""
     _, url = binlog_store
     app, client = await start_app(url, interval=SAFETY_NET)
-    poller, changes = app[poller_key], app[changes_key]
+    poller, changes = app[poller_key], driver(app)
     async with asyncio.timeout(TIMEOUT):
         await changes.wait_until(lambda: changes.state.active == "binlog")
     full_reads = poller.ticks
@@ -149,10 +173,12 @@ async def test_clients_converge_in_binlog_mode(binlog_store, start_app, token, a
     # Nearly every burst was published by a targeted read; full reads come with subscriptions only
     # (13 subscribe bursts ask for one each, through the early tick and the test's own poll).
     assert targeted >= changes.batches * 0.9 and full_reads <= 30
-    assert changes.state.active == "binlog" and app[changes_key].source.connects == 1
+    assert changes.state.active == "binlog" and changes.source is not None and changes.source.connects == 1
 
 
-async def test_the_four_statement_finish_is_one_delta_per_topic(live_app, token, auth_headers):
+async def test_the_four_statement_finish_is_one_delta_per_topic(
+    live_app: Live, token: str, auth_headers: dict[str, str]
+) -> None:
     app, client, store = live_app
     live = await watch(client, token, "vm-contexts", f"vm-context/{VM1}")
     start = len(live.log)
@@ -167,7 +193,9 @@ async def test_the_four_statement_finish_is_one_delta_per_topic(live_app, token,
     await assert_converged(app, client, auth_headers, [live])
 
 
-async def test_a_change_to_one_vm_rereads_only_that_vm(live_app, binlog_server, token):
+async def test_a_change_to_one_vm_rereads_only_that_vm(
+    live_app: Live, binlog_server: PrivateMariaDB, token: str
+) -> None:
     """One job's progress: one statement for that VM's dashboard row (and the read's ROLLBACK), not the table."""
     app, client, store = live_app
     for index in range(30):
@@ -208,7 +236,7 @@ async def test_a_change_to_one_vm_rereads_only_that_vm(live_app, binlog_server, 
                 cursor.execute("SELECT @@GLOBAL.gtid_binlog_pos")
                 [(position,)] = cursor.fetchall()
             async with asyncio.timeout(TIMEOUT):
-                await app[changes_key].wait_for_position(position)
+                await driver(app).wait_for_position(position)
             assert service.statements - before == expected_statements
             with monitor.cursor() as cursor:
                 cursor.execute(
@@ -237,7 +265,7 @@ async def test_a_change_to_one_vm_rereads_only_that_vm(live_app, binlog_server, 
         monitor.close()
 
 
-async def test_a_large_transaction(live_app, token, auth_headers):
+async def test_a_large_transaction(live_app: Live, token: str, auth_headers: dict[str, str]) -> None:
     """5,000 CBT rows in one transaction: one full read, one delta per topic."""
     app, client, store = live_app
     live = await watch(client, token, "vm-contexts", f"vm-context/{VM1}")
@@ -261,11 +289,13 @@ async def test_a_large_transaction(live_app, token, auth_headers):
     await assert_converged(app, client, auth_headers, [live])
 
 
-async def test_writes_to_another_database_are_ignored(live_app, binlog_server, token):
+async def test_writes_to_another_database_are_ignored(
+    live_app: Live, binlog_server: PrivateMariaDB, token: str
+) -> None:
     app, client, store = live_app
     live = await watch(client, token, "vm-contexts", f"vm-context/{VM1}")
     await settle(app, store)
-    start, statements, batches = len(live.log), app[store_key].statements, app[changes_key].batches
+    start, statements, batches = len(live.log), app[store_key].statements, driver(app).batches
     other_name = f"pushsvc_test_{secrets.token_hex(6)}"
     binlog_server.execute(f"CREATE DATABASE {other_name}")
     other = open_store(DatabaseConfig(url=binlog_server.database_url(other_name)))
@@ -279,7 +309,7 @@ async def test_writes_to_another_database_are_ignored(live_app, binlog_server, t
         await execute(store, (TOUCH, ["suspended", CTX1]))
         await settle(app, store)
         await live.catch_up(app[hub_key])
-        assert app[changes_key].batches - batches == 1
+        assert driver(app).batches - batches == 1
         assert app[store_key].statements - statements == 1 + 3 + 1  # our VM's row and children, ROLLBACK
         messages = live.log[start:]
         assert [(m["type"], m["topic"]) for m in messages] == [
@@ -292,19 +322,22 @@ async def test_writes_to_another_database_are_ignored(live_app, binlog_server, t
         binlog_server.execute(f"DROP DATABASE IF EXISTS {other_name}")
 
 
-async def test_server_restart_mid_stream(live_app, binlog_server, token, auth_headers):
+async def test_server_restart_mid_stream(
+    live_app: Live, binlog_server: PrivateMariaDB, token: str, auth_headers: dict[str, str]
+) -> None:
     """The source is lost, the service polls meanwhile, the stream comes back: converged, no restart of pushsvc."""
     app, client, store = live_app
-    changes, poller = app[changes_key], app[poller_key]
+    changes, poller = driver(app), app[poller_key]
     live = await watch(client, token, "vm-contexts", f"vm-context/{VM1}")
     await execute(store, (TOUCH, ["poweredOff", CTX1]))
     await settle(app, store)
     source = changes.source
+    assert source is not None
 
     await asyncio.to_thread(binlog_server.stop)
     async with asyncio.timeout(TIMEOUT):
         await changes.wait_until(lambda: changes.state.active == "poll")
-    assert changes.state.reason.startswith("binlog stream lost (") and poller.interval == 1.0
+    assert str(changes.state.reason).startswith("binlog stream lost (") and poller.interval == 1.0
     status, body = await readyz(client)
     assert status == 503 and body["change_source"]["active"] == "poll"
     assert (await live.expect("status"))["database"] == "unavailable"
@@ -330,9 +363,11 @@ async def test_server_restart_mid_stream(live_app, binlog_server, token, auth_he
     assert live.document("vm-contexts")["vm_contexts"][VM1]["power_state"] == "poweredOn"
 
 
-async def assert_falls_back(app, client, token, store, reason: str, caplog) -> None:
+async def assert_falls_back(
+    app: web.Application, client: Client, token: str, store: Store, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """The requirement check named ``reason``: logged once, /readyz and /metrics say so, polling at 1 s works."""
-    changes = app[changes_key]
+    changes = driver(app)
     async with asyncio.timeout(TIMEOUT):
         await changes.wait_until(lambda: changes.requirements is not None and changes.requirements.answered)
     assert changes.state.describe() == {"configured": "binlog", "active": "poll", "reason": reason}
@@ -349,7 +384,9 @@ async def assert_falls_back(app, client, token, store, reason: str, caplog) -> N
     assert delta["patch"]["vm_contexts"][VM1]["power_state"] == "suspended"
 
 
-async def test_falls_back_to_polling_when_the_binlog_is_off(binlog_template, tmp_path, start_app, token, caplog):
+async def test_falls_back_to_polling_when_the_binlog_is_off(
+    binlog_template: Path, tmp_path: Path, start_app: StartApp, token: str, caplog: pytest.LogCaptureFixture
+) -> None:
     server = PrivateMariaDB(tmp_path / "no-binlog", binlog_template, log_bin=False, server_id=73)
     await asyncio.to_thread(server.start)
     try:
@@ -368,7 +405,13 @@ async def test_falls_back_to_polling_when_the_binlog_is_off(binlog_template, tmp
         await asyncio.to_thread(server.stop)
 
 
-async def test_falls_back_to_polling_without_the_grants(binlog_store, binlog_server, start_app, token, caplog):
+async def test_falls_back_to_polling_without_the_grants(
+    binlog_store: tuple[MariaDBStore, str],
+    binlog_server: PrivateMariaDB,
+    start_app: StartApp,
+    token: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     store, url = binlog_store
     await load_seed(store)
     database = store.url.database
@@ -385,35 +428,39 @@ async def test_falls_back_to_polling_without_the_grants(binlog_store, binlog_ser
         binlog_server.execute(f"DROP USER {user}@'%'")
 
 
-async def test_poll_mode_says_so_in_readyz(client):
+async def test_poll_mode_says_so_in_readyz(client: Client) -> None:
     status, body = await readyz(client)
     assert status == 200 and body["change_source"] == {"configured": "poll", "active": "poll"}
 
 
-async def test_rest_and_live_agree_after_the_first_read(live_app, token, auth_headers):
+async def test_rest_and_live_agree_after_the_first_read(
+    live_app: Live, token: str, auth_headers: dict[str, str]
+) -> None:
     """The "connected" full read published what was there before the stream started."""
     app, client, _ = live_app
     live = await watch(client, token, "vm-contexts", f"vm-context/{VM1}")
     assert live.document("vm-contexts") == await rest_dashboard(client, auth_headers)
     assert live.document(f"vm-context/{VM1}") == await rest_detail(client, auth_headers, VM1)
-    assert await metric(client, "pushsvc_binlog_batches_total") == app[changes_key].batches >= 1
+    assert await metric(client, "pushsvc_binlog_batches_total") == driver(app).batches >= 1
 
 
-async def test_only_the_cluster_leader_reads_the_binlog(binlog_store, redis_server, start_app, token):
+async def test_only_the_cluster_leader_reads_the_binlog(
+    binlog_store: tuple[MariaDBStore, str], redis_server: RedisServer, start_app: StartApp, token: str
+) -> None:
     """Two instances on one Redis: the leader follows the binlog; the follower starts when it takes over."""
     store, url = binlog_store
     await load_seed(store)
     cluster = {"url": redis_server.url, "lease_ttl": 1.0}
     instances = [await start_app(url, cluster, interval=SAFETY_NET) for _ in range(2)]
-    drivers = [app[changes_key] for app, _ in instances]
-    waits = [asyncio.ensure_future(d.wait_until(lambda d=d: d.state.active == "binlog")) for d in drivers]
+    drivers = [driver(app) for app, _ in instances]
+    waits = [asyncio.ensure_future(streaming(d)) for d in drivers]
     async with asyncio.timeout(TIMEOUT):
         done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     for wait in pending:
         wait.cancel()
     leader = waits.index(next(iter(done)))
     (_, leader_client), (follower_app, follower_client) = instances[leader], instances[1 - leader]
-    follower = follower_app[changes_key]
+    follower = driver(follower_app)
     assert follower.source is None and follower.requirements is None  # never even asked the database
     _, body = await readyz(follower_client)
     assert body["role"] == "follower" and body["change_source"] == {
