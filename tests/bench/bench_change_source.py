@@ -29,6 +29,7 @@ Load runs in 2 processes (the machine has 2 cores).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -222,7 +223,9 @@ def statement_rows(db: BenchDatabase, jobs: list[str], measure: float, token: st
     return rows
 
 
-def run(sockets: list[int], duration: float, measure: float, modes: list[str], parts: list[str]) -> None:
+def run(
+    sockets: list[int], duration: float, measure: float, modes: list[str], parts: list[str], background: bool = True
+) -> None:
     clean_up_on_signals()
     raise_nofile()
     token = make_token()
@@ -235,7 +238,8 @@ def run(sockets: list[int], duration: float, measure: float, modes: list[str], p
                 jobs = db.populate(VMS, ACTIVE)
                 latency, statements = [], []
                 if "latency" in parts:
-                    with Writer(db, jobs[1:], period=2.0):
+                    # The 19 other jobs' progress writes, unless --no-background (the markers alone).
+                    with Writer(db, jobs[1:], period=2.0) if background else contextlib.nullcontext():
                         latency = latency_rows(db, jobs[0], sockets, duration, token, modes)
                 if "statements" in parts:
                     statements = statement_rows(db, jobs, measure, token, modes)
@@ -294,12 +298,16 @@ def main() -> None:
     parser.add_argument("--measure", type=float, default=15.0, help="seconds per statements row")
     parser.add_argument("--modes", default=",".join(MODES), help="a subset of: " + ", ".join(MODES))
     parser.add_argument("--parts", default="latency,statements")
+    parser.add_argument(
+        "--no-background", action="store_true", help="latency with the markers alone (no other job progressing)"
+    )
     args = parser.parse_args()
     modes = args.modes.split(",")
     unknown = set(modes) - MODES.keys()
     if unknown:
         parser.error(f"unknown modes: {', '.join(sorted(unknown))}")
-    run([int(s) for s in args.sockets.split(",")], args.duration, args.measure, modes, args.parts.split(","))
+    sockets = [int(s) for s in args.sockets.split(",")]
+    run(sockets, args.duration, args.measure, modes, args.parts.split(","), not args.no_background)
 
 
 if __name__ == "__main__":
