@@ -31,7 +31,7 @@ from .keys import (
     store_key,
 )
 from .logsafe import printable
-from .reads import read_detail_document, read_list_document
+from .reads import LIST_INCLUDES, read_detail_document, read_list_document
 from .store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,22 @@ def _integer(request: web.Request, name: str, low: int, high: int) -> int | None
     return value
 
 
+def _include(request: web.Request) -> frozenset[str]:
+    """``?include=``: a comma-separated list of names from ``LIST_INCLUDES``, given at most once.
+
+    Repeating a name inside the list is harmless; an empty value, an unknown
+    name (names are matched exactly, without trimming spaces) or a second
+    ``include`` parameter is a 400.
+    """
+    text = _single(request, "include")
+    if text is None:
+        return frozenset()
+    names = text.split(",")
+    if not all(name in LIST_INCLUDES for name in names):
+        raise BadRequest(f"include must be a comma-separated list of: {', '.join(LIST_INCLUDES)}")
+    return frozenset(names)
+
+
 def _etag(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
 
@@ -114,9 +130,10 @@ async def list_vm_contexts(request: web.Request) -> web.StreamResponse:
             raise BadRequest(f"status must be one of: {', '.join(CONTEXT_STATUSES)}")
         limit = _integer(request, "limit", 1, MAX_PAGE)
         offset = _integer(request, "offset", 0, 2**31 - 1) or 0
+        include = _include(request)
     except BadRequest as exc:
         return error_response(400, str(exc))
-    read = read_list_document(request.app[store_key], request.app[builder_key], status, limit, offset)
+    read = read_list_document(request.app[store_key], request.app[builder_key], status, limit, offset, include)
     try:
         document = await _read(request, read)
     except _ReadFailed:
@@ -194,6 +211,11 @@ async def readyz(request: web.Request) -> web.Response:
     if not has_schema or poller.last_error is not None:
         body["status"] = "unavailable"
     return json_response(body, status=200 if body["status"] == "ok" else 503)
+
+
+async def gui_settings(request: web.Request) -> web.Response:
+    """The GUI's settings (no auth: nothing in it is secret): ``{"stall_after_s": <seconds>}``."""
+    return json_response({"stall_after_s": request.app[config_key].gui.stall_after_s})
 
 
 async def metrics(request: web.Request) -> web.Response:

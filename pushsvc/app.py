@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import api, ws
+from . import api, apidocs, ws
 from .accesslog import AccessLogger
 from .auth import TokenVerifier
 from .broker import Broker, LocalBroker
@@ -37,14 +37,17 @@ from .keys import (
     read_outage_key,
     sockets_key,
     store_key,
+    trusted_proxies_key,
     verifier_key,
     zone_key,
 )
 from .metrics import Metrics
-from .middleware import auth_middleware, error_middleware
+from .middleware import auth_middleware, error_middleware, proxy_middleware
 from .outage import OutageLog
 from .poller import Poller
 from .protocol import GOING_AWAY
+from .proxy import TrustedProxies
+from .session import Session
 from .store import Store, open_store
 from .tasks import cancel_and_wait
 from .timefmt import resolve_zone
@@ -62,7 +65,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def create_app(config: Config, *, store: Store | None = None, run_poller: bool = True) -> web.Application:
     """The service. ``run_poller=False`` leaves ticking to the caller (``poll_once``), for tests."""
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[error_middleware, proxy_middleware, auth_middleware],
         client_max_size=64 * 1024,
         handler_args={"access_log_class": AccessLogger, "keepalive_timeout": config.server.keepalive_timeout},
     )
@@ -93,6 +96,7 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     app[changes_key] = changes
     app[sockets_key] = set()
     app[read_outage_key] = OutageLog(api.log, "REST database reads")
+    app[trusted_proxies_key] = TrustedProxies(config.server.trusted_proxies)
 
     app.cleanup_ctx.append(store_context)
     app.cleanup_ctx.append(broker_context)
@@ -105,6 +109,9 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     app.router.add_get("/api/v1/vm-contexts", api.list_vm_contexts)
     app.router.add_get("/api/v1/vm-contexts/{vm_name}", api.get_vm_context)
     app.router.add_get("/api/v1/ws", ws.websocket_handler)
+    app.router.add_get("/api/v1/gui-settings", api.gui_settings)
+    app.router.add_get("/api/v1/openapi.json", apidocs.openapi_handler())
+    app.router.add_get("/api/v1/asyncapi.json", apidocs.asyncapi_handler())
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/readyz", api.readyz)
     app.router.add_get("/metrics", api.metrics)
@@ -174,7 +181,8 @@ async def close_verifier(app: web.Application) -> None:
 
 async def close_sockets(app: web.Application) -> None:
     """Shutdown: every socket gets 1001 before the poller and the store stop."""
-    sessions = list(app[sockets_key])
+    open_sessions: set[Session] = app[sockets_key]
+    sessions = list(open_sessions)
     for session in sessions:
         session.close(GOING_AWAY)
     await asyncio.gather(*(session.closed() for session in sessions), return_exceptions=True)

@@ -9,6 +9,7 @@ key; secret values never appear in a message.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import urllib.parse
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .proxy import TrustedProxies
 
 ENV_PREFIX = "PUSHSVC_"
 SUPPORTED_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
@@ -43,6 +46,7 @@ class ServerConfig:
     access_log: bool = True
     log_level: str = "INFO"
     static_dir: str = ""
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,12 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class GuiConfig:
+    # Seconds without a sign of life (vma_last_poll_at, else updated_at) before the GUI marks a running job stalled.
+    stall_after_s: float = 120.0
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -121,6 +131,7 @@ class Config:
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     broker: BrokerConfig = field(default_factory=BrokerConfig)
+    gui: GuiConfig = field(default_factory=GuiConfig)
 
     def replace(self, section: str, **values: Any) -> Config:
         """A copy with some keys of one section changed (tests, --demo)."""
@@ -139,7 +150,7 @@ def default_database_url() -> str:
     return f"sqlite://{data_dir() / 'pushsvc.db'}"
 
 
-def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Read the YAML file (if any), apply environment overrides, validate."""
     environ = os.environ if environ is None else environ
     raw: dict[str, Any] = {}
@@ -224,7 +235,7 @@ def build_config(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
             raise ConfigError(f"{name}: unknown section (expected one of {', '.join(sorted(known_sections))})")
     for section_field in dataclasses.fields(Config):
         name = section_field.name
-        section_cls = section_field.default_factory  # type: ignore[misc]
+        section_cls: Any = section_field.default_factory  # each section's dataclass is its own default factory
         given = raw.get(name) or {}
         if not isinstance(given, dict):
             raise ConfigError(f"{name}: must be a mapping")
@@ -299,6 +310,10 @@ def validate(config: Config) -> None:
     _positive("server.keepalive_timeout", server.keepalive_timeout)
     if server.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"server.log_level: must be DEBUG, INFO, WARNING or ERROR, got {server.log_level!r}")
+    try:
+        TrustedProxies(server.trusted_proxies)
+    except ValueError as exc:
+        raise ConfigError(f"server.trusted_proxies: {exc}") from None
     if db.url:
         parse_database_url(db.url)
     if db.timezone:
@@ -341,6 +356,9 @@ def validate(config: Config) -> None:
     ):
         _positive(f"websocket.{key}", getattr(ws, key))
     _validate_broker(config.broker)
+    if not math.isfinite(config.gui.stall_after_s):
+        raise ConfigError(f"gui.stall_after_s: must be a finite number of seconds, got {config.gui.stall_after_s}")
+    _positive("gui.stall_after_s", config.gui.stall_after_s)
     for origin in ws.allowed_origins:
         parsed = urllib.parse.urlsplit(origin)
         if origin != "*" and (

@@ -15,7 +15,7 @@ import operator
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .store.rows import CbtRow, ContextRow, DiskRow, JobHistoryRow, JobRow
+from .store.rows import CbtRow, ContextRow, DiskRow, JobHistoryRow, JobRow, LastJobRow
 from .timefmt import format_local
 
 Fields = tuple[tuple[str, str, str], ...]
@@ -83,6 +83,16 @@ JOB_HISTORY_FIELDS: Fields = (
     ("completed_at", "completed_at", TIME),
 )
 
+# A context's last job (protocol.md: the dashboard item's and ``?include=last_job``'s ``last_job``).
+LAST_JOB_FIELDS: Fields = (
+    ("id", "id", RAW),
+    ("status", "status", RAW),
+    ("replication_type", "replication_type", RAW),
+    ("error_message", "error_message", RAW),
+    ("completed_at", "completed_at", TIME),
+    ("updated_at", "updated_at", TIME),
+)
+
 DISK_FIELDS: Fields = (
     ("id", "id", RAW),
     ("job_id", "job_id", RAW),
@@ -128,7 +138,7 @@ CBT_FIELDS: Fields = (
     ("created_at", "created_at", TIME),
 )
 
-# The dashboard's job summary (protocol.md, topic vm-contexts).
+# The dashboard's job summary (protocol.md, topic vm-contexts), in the job's field order.
 JOB_SUMMARY_KEYS: tuple[str, ...] = (
     "id",
     "status",
@@ -138,8 +148,10 @@ JOB_SUMMARY_KEYS: tuple[str, ...] = (
     "bytes_transferred",
     "total_bytes",
     "transfer_speed_bps",
+    "error_message",
     "vma_throughput_mbps",
     "vma_eta_seconds",
+    "vma_last_poll_at",
     "updated_at",
 )
 
@@ -219,6 +231,12 @@ class DocumentBuilder:
             return None
         return self._converter(JOB_FIELDS, JobRow._fields)(row)
 
+    def last_job(self, row: LastJobRow | None) -> dict[str, Any] | None:
+        """A context's last job, or None when it has no job besides the current one."""
+        if row is None:
+            return None
+        return self._converter(LAST_JOB_FIELDS, LastJobRow._fields)(row)
+
     def job_history(self, rows: Iterable[JobHistoryRow]) -> list[dict[str, Any]]:
         build = self._converter(JOB_HISTORY_FIELDS, JobHistoryRow._fields)
         return [build(row) for row in rows]
@@ -239,11 +257,21 @@ def job_summary(job: dict[str, Any] | None) -> dict[str, Any] | None:
     return {key: job[key] for key in JOB_SUMMARY_KEYS}
 
 
-def dashboard_entry(context: dict[str, Any], current_job: dict[str, Any] | None) -> dict[str, Any]:
-    """One VM in the ``vm-contexts`` document: the list item plus its job summary."""
+def dashboard_entry(
+    context: dict[str, Any], current_job: dict[str, Any] | None, last_job: dict[str, Any] | None
+) -> dict[str, Any]:
+    """One VM in the ``vm-contexts`` document: the list item plus its job summary and last job."""
     entry = dict(context)
     entry["current_job"] = job_summary(current_job)
+    entry["last_job"] = last_job
     return entry
+
+
+def list_item_with_last_job(context: dict[str, Any], last_job: dict[str, Any] | None) -> dict[str, Any]:
+    """A REST list item with ``?include=last_job``: the seed's fields, then ``last_job``."""
+    item = dict(context)
+    item["last_job"] = last_job
+    return item
 
 
 def detail_document(

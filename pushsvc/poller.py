@@ -1,9 +1,9 @@
 """Change detection: one background task reads the database, diffs, publishes.
 
 Each tick reads, in one consistent snapshot, every context joined with its
-current job (one statement) and, when any detail topic is watched, the job
-history, disks and CBT rows of the watched VMs (three more statements, one
-per table, however many VMs or sockets). Nothing depends on ``updated_at``:
+current job and its last job (one statement) and, when any detail topic is
+watched, the job history, disks and CBT rows of the watched VMs (three more
+statements, one per table, however many VMs or sockets). Nothing depends on ``updated_at``:
 every row a document shows is re-read each tick and compared with what was
 last published, so writers that do not bump ``updated_at`` and several
 changes within one second are all seen. Only VMs whose rows changed are

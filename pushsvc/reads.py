@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from .documents import DocumentBuilder, dashboard_entry, detail_document, list_document
+from .documents import DocumentBuilder, dashboard_entry, detail_document, list_document, list_item_with_last_job
 from .store import Store
 from .store.queries import (
     find_context,
@@ -13,17 +13,38 @@ from .store.queries import (
     read_children,
     read_contexts_with_jobs,
     read_contexts_with_jobs_named,
+    read_last_jobs,
 )
 from .store.rows import Children, ContextWithJob
 
+# What ``include`` may add to each REST list item (protocol.md, "REST").
+LAST_JOB = "last_job"
+LIST_INCLUDES = (LAST_JOB,)
+
 
 async def read_list_document(
-    store: Store, builder: DocumentBuilder, status: str | None = None, limit: int | None = None, offset: int = 0
+    store: Store,
+    builder: DocumentBuilder,
+    status: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+    include: Collection[str] = (),
 ) -> dict[str, Any]:
-    """The REST list body (``count`` counts every matching context, not just the page)."""
+    """The REST list body (``count`` counts every matching context, not just the page).
+
+    Without ``include`` it is exactly the seed's; ``include`` names of
+    ``LIST_INCLUDES`` add those fields to each item, read in the same snapshot.
+    """
+    with_last_job = LAST_JOB in include
     async with store.snapshot() as reader:
         count, rows = await list_contexts(reader, status, limit, offset)
-    return list_document(count, [builder.context(row) for row in rows])
+        last_jobs = await read_last_jobs(reader, [row.context_id for row in rows]) if with_last_job else {}
+    if not with_last_job:
+        return list_document(count, [builder.context(row) for row in rows])
+    items = [
+        list_item_with_last_job(builder.context(row), builder.last_job(last_jobs.get(row.context_id))) for row in rows
+    ]
+    return list_document(count, items)
 
 
 async def read_detail_document(store: Store, builder: DocumentBuilder, vm_name: str) -> dict[str, Any] | None:
@@ -49,7 +70,8 @@ def build_detail(builder: DocumentBuilder, row: ContextWithJob, children: Childr
 
 
 def build_dashboard_entry(builder: DocumentBuilder, row: ContextWithJob) -> dict[str, Any]:
-    return dashboard_entry(builder.context(row.context), builder.job(row.job))
+    """A ``vm-contexts`` item from a context-with-jobs row."""
+    return dashboard_entry(builder.context(row.context), builder.job(row.job), builder.last_job(row.last_job))
 
 
 async def read_state(

@@ -10,7 +10,6 @@ import collections
 import datetime as dt
 import logging
 import time
-import urllib.parse
 from typing import Any
 
 import orjson
@@ -19,8 +18,9 @@ from aiohttp import WSMsgType, web
 from . import protocol
 from .auth import Claims, TokenError
 from .errors import error_response
-from .keys import config_key, hub_key, metrics_key, sockets_key, verifier_key
+from .keys import config_key, hub_key, metrics_key, public_view_key, sockets_key, verifier_key
 from .protocol import ErrorCode, ProtocolError, RequestId, is_request_id, is_valid_topic, parse_since
+from .proxy import is_public_origin
 from .session import Session
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def _rfc3339(moment: dt.datetime | None) -> str | None:
 
 
 def origin_allowed(request: web.Request, allowed: tuple[str, ...]) -> bool:
-    """No Origin (non-browser client), the service's own origin, or one on the allow-list."""
+    """No Origin (non-browser client), the service's own public origin (``proxy.py``), or one on the allow-list."""
     origin = request.headers.get("Origin")
     if origin is None:
         return True
@@ -42,8 +42,7 @@ def origin_allowed(request: web.Request, allowed: tuple[str, ...]) -> bool:
     normalized = origin.rstrip("/").lower()
     if normalized in (entry.rstrip("/").lower() for entry in allowed):
         return True
-    parsed = urllib.parse.urlsplit(normalized)
-    return parsed.scheme in ("http", "https") and parsed.netloc == (request.host or "").lower()
+    return is_public_origin(normalized, request[public_view_key])
 
 
 class RateLimiter:

@@ -68,16 +68,20 @@ def assert_error_body(body: dict, message: str) -> None:
 
 
 async def rest_dashboard(client, headers) -> dict:
-    """What the ``vm-contexts`` document must equal: REST list items plus current-job summaries."""
+    """What the ``vm-contexts`` document must equal: REST list items (``?include=last_job``) plus
+    current-job summaries, keys in the dashboard's order."""
     from pushsvc.documents import job_summary
 
-    listing = await (await client.get("/api/v1/vm-contexts", headers=headers)).json()
+    listing = await (await client.get("/api/v1/vm-contexts?include=last_job", headers=headers)).json()
     entries = {}
     for item in listing["vm_contexts"]:
         name = item["vm_name"]
         quoted = urllib.parse.quote(name, safe="")
         detail = await (await client.get(f"/api/v1/vm-contexts/{quoted}", headers=headers)).json()
-        entries.setdefault(name, {**item, "current_job": job_summary(detail["current_job"])})
+        context = {key: value for key, value in item.items() if key != "last_job"}
+        entries.setdefault(
+            name, {**context, "current_job": job_summary(detail["current_job"]), "last_job": item["last_job"]}
+        )
     return drop_nulls({"vm_contexts": entries})
 
 

@@ -21,6 +21,7 @@ import aiohttp
 
 from pushsvc.demo.seed import SEED_TIMEZONE
 
+from .contracts.checker import ContractChecker
 from .helpers import SECRET
 from .redisserver import free_port
 
@@ -63,7 +64,8 @@ class Instance:
     async def session(self) -> aiohttp.ClientSession:
         """An HTTP client bound to this instance (``ws_connect("/api/v1/ws")`` works on it)."""
         if self.http is None or self.http.closed:
-            self.http = aiohttp.ClientSession(base_url=self.base_url)
+            # Checked against the API contracts like every test client (tests/contracts/checker.py).
+            self.http = aiohttp.ClientSession(base_url=self.base_url, **ContractChecker.current().session_options())
         return self.http
 
     async def readyz(self) -> dict[str, Any] | None:

@@ -1,10 +1,11 @@
 """Demo rows: about a dozen VMs written the way the appliance writes them.
 
 ``load_demo`` writes the seed VM (``seed.load_seed``: pgtest1 and pgtest2)
-and ten more VMs in a mix of states: initial and incremental syncs in flight,
-one job still in its setup phase, VMs ready for failover with completed jobs
-and CBT history, one failed VM, one only discovered, and one with more than
-ten jobs so the detail's 10-job limit shows. Values follow the "Realistic
+and ten more VMs in a mix of states: initial and incremental syncs in flight
+(one of them stalled: its VMA stopped reporting minutes ago), one job still
+in its setup phase, VMs ready for failover with completed jobs and CBT
+history, one failed VM (with the reason in its job), one only discovered, and
+one with more than ten jobs so the detail's 10-job limit shows. Values follow the "Realistic
 values" of docs/appliance-schema.md; all numbers come from ``random.Random(seed)``
 and all times are relative to ``now`` (naive local time), so a given seed and
 ``now`` always produce the same rows.
@@ -66,6 +67,8 @@ ERROR_MESSAGES = (
     "migratekit exited with status 1: QueryChangedDiskAreas failed: FileFault: Error caused by file {vmdk}",
     "VMA progress poll timed out after 300s: tunnel to VMA unreachable",
 )
+# The reason the appliance records when it gives up on a VMA that stopped reporting.
+VMA_TIMEOUT_MESSAGE = "VMA progress poll timed out after {seconds}s: tunnel to VMA unreachable"
 
 
 # ---- the vocabulary shared with the simulator --------------------------------
@@ -115,36 +118,21 @@ def link_band(speed_bps: int) -> tuple[float, float]:
 
 
 def disk_shares(total: int, capacities: list[int]) -> list[int]:
-    """Split a job's bytes over its disks in proportion to their capacity."""
+    """Split a number of a job's bytes over its disks in proportion to their capacity; the parts add up to ``total``.
+
+    The demo's disk rows follow the job's bytes (docs/decisions.md, "The demo
+    beside the service"): a disk's part of the job is
+    ``disk_shares(total_bytes, ...)``, and while the job has moved ``done``
+    bytes the disk has synced ``disk_shares(done, ...)`` of them and shows the
+    job's own percentage. So the disks' bytes always add up to the job's
+    ``bytes_transferred``, and no disk claims a percentage its bytes do not
+    bear out.
+    """
     whole = sum(capacities) or 1
     shares = [total * capacity // whole for capacity in capacities]
     if shares:
         shares[-1] += total - sum(shares)
     return shares
-
-
-def disk_progress(done: int, shares: list[int]) -> list[int]:
-    """Bytes synced per disk when the disks are copied one after another."""
-    synced = []
-    for share in shares:
-        part = max(0, min(share, done))
-        synced.append(part)
-        done -= share
-    return synced
-
-
-def disk_statuses(synced: list[int], shares: list[int]) -> list[str]:
-    """sync_status per disk while a job transfers: done ones synced, the next syncing, the rest pending."""
-    statuses, current_found = [], False
-    for done, share in zip(synced, shares):
-        if done >= share:
-            statuses.append("synced")
-        elif not current_found:
-            statuses.append("syncing")
-            current_found = True
-        else:
-            statuses.append("pending")
-    return statuses
 
 
 def percent(done: int, total: int) -> float:
@@ -168,6 +156,7 @@ class VMSpec:
     progress: float = 0.0  # of the current job, 0..1
     networks: tuple[str, ...] = ("VLAN 253 - QUADRIS_CLOUD-DMZ",)
     power_state: str = "poweredOn"
+    silent_for: float = 0.0  # seconds since the VMA last reported on the current job (> 0: a stalled job)
 
 
 FLEET: tuple[VMSpec, ...] = (
@@ -198,7 +187,20 @@ FLEET: tuple[VMSpec, ...] = (
         0.08,
         ("VLAN 120 - QUADRIS_MAIL",),
     ),
-    VMSpec("file-srv-03", "windows", 4, 8192, (250,), 0.7, "wan", 2, "incremental", 0.91, ("VLAN 130 - QUADRIS_FILE",)),
+    VMSpec(
+        "file-srv-03",
+        "windows",
+        4,
+        8192,
+        (250,),
+        0.7,
+        "wan",
+        2,
+        "incremental",
+        0.91,
+        ("VLAN 130 - QUADRIS_FILE",),
+        silent_for=7 * 60 + 30,  # the tunnel to its VMA is down: stalled
+    ),
     VMSpec("app-billing-01", "linux", 4, 16384, (80,), 0.4, "lan", 3, "setup", 0.0, ("VLAN 140 - QUADRIS_APP",)),
     VMSpec("dc-ad-01", "windows", 2, 8192, (60,), 0.5, "wan", 3, None, 0.0, ("VLAN 100 - QUADRIS_CORE",)),
     VMSpec("jenkins-ci-01", "linux", 4, 8192, (100, 200), 0.35, "lan", 1, None, 0.0, ("VLAN 150 - QUADRIS_DEV",)),
@@ -211,6 +213,10 @@ FLEET: tuple[VMSpec, ...] = (
     ),
 )
 
+# VMs whose VMA does not answer when the demo starts: their jobs stall (no
+# progress writes) until the appliance gives up on them (``Simulator``).
+UNREACHABLE_VMS = frozenset(spec.name for spec in FLEET if spec.silent_for > 0)
+
 
 async def load_demo(store: Store, now: dt.datetime | None = None, *, seed: int = DEFAULT_SEED) -> set[str]:
     """Write the seed VMs and the demo fleet; return the context ids written.
@@ -220,8 +226,8 @@ async def load_demo(store: Store, now: dt.datetime | None = None, *, seed: int =
     now = to_ms(now or dt.datetime.now())
     rng = random.Random(seed)
     await load_seed(store)
-    job_ids = {SEED_EARLIER_JOB["id"], SEED_CURRENT_JOB["id"]}
-    written = set(SEED_CONTEXT_IDS)
+    job_ids: set[str] = {str(SEED_EARLIER_JOB["id"]), str(SEED_CURRENT_JOB["id"])}
+    written: set[str] = {str(context_id) for context_id in SEED_CONTEXT_IDS}
     async with store.transaction() as writer:
         for spec in FLEET:
             builder = _VMBuilder(spec, rng, now, job_ids)
@@ -247,7 +253,7 @@ class _VMBuilder:
         """Job plans, oldest first: type, bytes, outcome and times."""
         spec, rng = self.spec, self.rng
         kinds = ["initial"] + ["incremental"] * max(0, spec.completed - 1) if spec.completed else []
-        plans = [{"type": kind, "outcome": "completed"} for kind in kinds]
+        plans: list[dict[str, Any]] = [{"type": kind, "outcome": "completed"} for kind in kinds]
         if spec.current in ("initial", "incremental", "setup", "failed"):
             if spec.current in ("initial", "incremental"):
                 kind = spec.current
@@ -258,8 +264,8 @@ class _VMBuilder:
             changed = int(self.used * rng.uniform(0.005, 0.04)) // MiB * MiB
             plan["total"] = self.used if plan["type"] == "initial" else changed
             plan["setup"] = rng.uniform(20, 60)
-        # Lay the jobs out backwards from now.
-        anchor = self.now
+        # Lay the jobs out backwards from now (from the VMA's last report, for a stalled job).
+        anchor: dt.datetime = self.now - dt.timedelta(seconds=spec.silent_for)
         for index in range(len(plans) - 1, -1, -1):
             plan = plans[index]
             if plan["outcome"] == "active":
@@ -326,7 +332,7 @@ class _VMBuilder:
             job, previous = self._job(context_id, plan, change_ids)
             await insert_row(writer, "replication_jobs", for_engine(job, engine))
             shares = disk_shares(plan["total"], self.capacities)
-            synced = disk_progress(plan["done"], shares)
+            synced = disk_shares(plan["done"], self.capacities)
             # A row per disk when the job starts, and one with the new change id when it completes.
             for index, disk in enumerate(disks):
                 cbt_rows.append(self._cbt(context_id, plan, disk["disk_id"], "", previous[index], 0, plan["created"]))
@@ -395,7 +401,7 @@ class _VMBuilder:
         }
         outcome = plan["outcome"]
         if outcome == "active":
-            poll = self.now - dt.timedelta(seconds=rng.uniform(0.2, 1.8))
+            poll = self.now - dt.timedelta(seconds=spec.silent_for + rng.uniform(0.2, 1.8))
             low, high = LINKS[self.spec.link]
             speed = int(min(high * MiB, max(low * MiB, self.speed * rng.uniform(0.93, 1.07))))
             job.update(
@@ -516,13 +522,18 @@ class _VMBuilder:
         synced: list[int],
         change_ids: list[str],
     ) -> None:
-        """The disk rows as the plan's job leaves them (the last job's state is what stays)."""
+        """The disk rows as the plan's job leaves them (the last job's state is what stays).
+
+        Each disk shows the job's percentage and its part of the job's bytes (``disk_shares``).
+        """
         ended = plan["outcome"] in ("completed", "failed")
         if ended:
             moment = plan["ended"]
+        elif plan["outcome"] == "active":
+            moment = self.now - dt.timedelta(seconds=self.spec.silent_for + 1)
         else:
-            moment = self.now - dt.timedelta(seconds=1) if plan["outcome"] == "active" else plan["created"]
-        transfer = disk_statuses(synced, shares)
+            moment = plan["created"]
+        job_percent = percent(plan["done"], plan["total"])
         for index, disk in enumerate(disks):
             if disk["created_at"] is None:
                 disk["created_at"] = to_ms(plan["created"] + dt.timedelta(milliseconds=8 + index))
@@ -532,14 +543,14 @@ class _VMBuilder:
             elif plan["outcome"] == "failed":
                 status = "synced" if done >= share else "failed"
             elif plan["outcome"] == "active":
-                status = transfer[index]
+                status = "syncing"
             else:
                 status = "pending"
             disk.update(
                 job_id=plan["id"],
                 disk_change_id=change_ids[index],
                 sync_status=status,
-                sync_progress_percent=percent(done, share),
+                sync_progress_percent=job_percent,
                 bytes_synced=done,
                 updated_at=to_ms(moment + dt.timedelta(milliseconds=14 + index)),
             )

@@ -5,7 +5,11 @@ Each :meth:`Simulator.step` is one round of the appliance's writers
 
 - every active job gets its ~12 progress columns rewritten, sometimes with the
   values they already hold (a stalled poll); bytes move by the link's
-  throughput with some jitter, and the disks fill one after another;
+  throughput with some jitter, and each disk row follows the job: the job's
+  percentage and its part of the job's bytes (``data.disk_shares``);
+- a job of a VM whose VMA cannot be reached (``unreachable``) gets no writes
+  at all, so it stalls, until its silence reaches ``vma_timeout`` and the
+  appliance fails it with that reason; the VM's next job runs normally;
 - a job whose bytes are all across completes: job, disks, one CBT row per
   disk with a new change id, and the context's counters, in one transaction;
 - now and then a job fails instead;
@@ -38,10 +42,10 @@ from .data import (
     SEED_CONTEXT_IDS,
     SETUP_PHASES,
     TRANSFER_PHASE,
+    UNREACHABLE_VMS,
+    VMA_TIMEOUT_MESSAGE,
     MiB,
-    disk_progress,
     disk_shares,
-    disk_statuses,
     export_name,
     for_engine_list,
     job_id_at,
@@ -101,7 +105,7 @@ class _Job:
 
     @property
     def status(self) -> str:
-        return self.progress[0]
+        return str(self.progress[0])
 
 
 @dataclass
@@ -126,7 +130,10 @@ class Simulator:
     returned); with ``keep_seed`` the seed VMs (pgtest1, pgtest2) are left
     exactly as the seed has them. ``failure_rate`` is the chance per step that
     a transferring job fails; an idle VM starts a new job after a random
-    ``idle_seconds`` wait, while fewer than ``max_active`` jobs run.
+    ``idle_seconds`` wait, while fewer than ``max_active`` jobs run. The VMs
+    named in ``unreachable`` have a VMA that does not answer: their
+    transferring job is left alone until ``vma_timeout`` seconds after its
+    last poll, then fails (once per VM: the tunnel is back afterwards).
     """
 
     def __init__(
@@ -142,6 +149,8 @@ class Simulator:
         idle_seconds: tuple[float, float] = (60.0, 240.0),
         max_active: int = 6,
         max_gap: float = 10.0,
+        unreachable: Iterable[str] = UNREACHABLE_VMS,
+        vma_timeout: float = 900.0,
     ) -> None:
         self.store = store
         self.context_ids = frozenset(context_ids) - (SEED_CONTEXT_IDS if keep_seed else frozenset())
@@ -152,6 +161,8 @@ class Simulator:
         self.idle_seconds = idle_seconds
         self.max_active = max_active
         self.max_gap = dt.timedelta(seconds=max_gap)
+        self.vma_timeout = dt.timedelta(seconds=vma_timeout)
+        self._unreachable = set(unreachable)
         self.steps = 0
         self._started: dt.datetime | None = None
         self._idle_until: dict[str, dt.datetime] = {}
@@ -278,6 +289,15 @@ class Simulator:
         if roll < self.failure_rate:
             await self._fail(vm, job, now)
             return False
+        if vm.vm_name in self._unreachable:
+            # Nobody polls the VMA: nothing is written, and the job goes stale until the appliance gives up.
+            last = parse_db_time(job.progress[10]) or parse_db_time(job.progress[11]) or now
+            if now - last < self.vma_timeout:
+                return True
+            self._unreachable.discard(vm.vm_name)
+            seconds = int(self.vma_timeout.total_seconds())
+            await self._fail(vm, job, now, VMA_TIMEOUT_MESSAGE.format(seconds=seconds))
+            return False
         if roll < self.failure_rate + self.stall_rate / 2:
             # The poller wrote back exactly what it read: nothing changes.
             async with self.store.transaction() as writer:
@@ -370,11 +390,10 @@ class Simulator:
         await writer.execute(f"{_PROGRESS_UPDATE}{sets} WHERE id = %s", [*args, job_id])
 
     async def _write_disks(self, writer: Writer, vm: _VM, total: int, done: int, now: dt.datetime) -> None:
-        """Disks fill one after another; only rows whose values change are written."""
-        shares = disk_shares(total, [disk.capacity for disk in vm.disks])
-        synced_bytes = disk_progress(done, shares)
-        for disk, share, synced, status in zip(vm.disks, shares, synced_bytes, disk_statuses(synced_bytes, shares)):
-            progress = percent(synced, share)
+        """Each disk shows the job's percentage and its part of the job's bytes; only changed rows are written."""
+        progress = percent(done, total)
+        status = "syncing"
+        for disk, synced in zip(vm.disks, disk_shares(done, [disk.capacity for disk in vm.disks])):
             if (status, progress, synced) == (disk.status, disk.progress, disk.synced):
                 continue
             disk.status, disk.progress, disk.synced = status, progress, synced
@@ -433,12 +452,15 @@ class Simulator:
         self._idle_until.pop(vm.context_id, None)
         log.info("simulator: %s completed %s (%s)", vm.vm_name, job.id, job.replication_type)
 
-    async def _fail(self, vm: _VM, job: _Job, now: dt.datetime) -> None:
+    async def _fail(self, vm: _VM, job: _Job, now: dt.datetime, timed_out: str | None = None) -> None:
+        """The job fails: a reason the VMA reported (a random one), or ``timed_out`` when the VMA went silent."""
         engine = self.store.engine
         vmdk = vm.disks[0].vmdk_path if vm.disks else vm.vm_name
-        message = self.rng.choice(ERROR_MESSAGES).format(export=job.export, vmdk=vmdk)
-        (_, progress, _, done, total, _, sync_type, _, _, _, _, _) = job.progress
-        values = ["failed", progress, "Failed", done, total, 0, sync_type, "Failed", 0, None, to_s(now), now]
+        message = timed_out or self.rng.choice(ERROR_MESSAGES).format(export=job.export, vmdk=vmdk)
+        (_, progress, _, done, total, _, sync_type, _, _, _, polled, _) = job.progress
+        # A silent VMA was not polled: its last poll stays what it was.
+        poll = polled if timed_out else to_s(now)
+        values = ["failed", progress, "Failed", done, total, 0, sync_type, "Failed", 0, None, poll, now]
         async with self.store.transaction() as writer:
             await self._write_progress(writer, job.id, values, {"error_message": message, "completed_at": now})
             unfinished = [disk.row_id for disk in vm.disks if disk.status != "synced"]
@@ -459,7 +481,8 @@ class Simulator:
     def _idle_deadline(self, vm: _VM) -> dt.datetime:
         deadline = self._idle_until.get(vm.context_id)
         if deadline is None:
-            since = max(vm.last_status_change or self._started, self._started)
+            started = self._started if self._started is not None else to_ms(self.clock())
+            since = max(vm.last_status_change or started, started)
             deadline = since + dt.timedelta(seconds=self.rng.uniform(*self.idle_seconds))
             self._idle_until[vm.context_id] = deadline
         return deadline

@@ -88,6 +88,17 @@ class JobHistoryRow(NamedTuple):
     completed_at: Value
 
 
+class LastJobRow(NamedTuple):
+    """A ``replication_jobs`` row as a context's last job: its newest job other than the current one."""
+
+    id: str
+    status: Value
+    replication_type: Value
+    error_message: Value
+    completed_at: Value
+    updated_at: Value
+
+
 class DiskRow(NamedTuple):
     """A ``vm_disks`` row."""
 
@@ -138,10 +149,11 @@ class CbtRow(NamedTuple):
 
 
 class ContextWithJob(NamedTuple):
-    """A context joined with its current job (None when it has none)."""
+    """A context joined with its current job and its last job (each None when it has none)."""
 
     context: ContextRow
     job: JobRow | None
+    last_job: LastJobRow | None
 
 
 @dataclass

@@ -2,9 +2,9 @@
 
 Stalled jobs marked and unmarked as the appliance's writes go stale and fresh,
 the fleet summary against the database, sort/filter/search in the URL over
-reload and history, the dimmed data while the connection is down; and, once
-the server sends ``last_job`` and ``GET /api/v1/gui-settings``, a failed VM's
-reason and a configured stall threshold.
+reload and history, the dimmed data while the connection is down, a failed
+VM's reason (the server's ``last_job``) and a stall threshold configured on the
+server (``GET /api/v1/gui-settings``).
 """
 
 from __future__ import annotations
@@ -446,7 +446,6 @@ async def test_data_is_dimmed_with_the_last_update_time_while_disconnected(page:
 # ---- with the server's last_job and gui-settings ------------------------------------------
 
 
-@pytest.mark.skip(reason="needs last_job server side")
 async def test_failed_job_reason_on_the_dashboard_and_in_the_detail_after_a_database_write(
     page: Page, server: LiveServer, seeded: Store
 ) -> None:
@@ -512,7 +511,6 @@ async def add_job_then_fail(store: Store, vm_name: str, job_id: str, message: st
         )
 
 
-@pytest.mark.skip(reason="needs last_job server side (GET /api/v1/gui-settings with a configured threshold)")
 async def test_stall_threshold_comes_from_the_server(
     page: Page, serve: Serve, database_url: str, seeded: Store
 ) -> None:

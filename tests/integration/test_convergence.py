@@ -2,11 +2,13 @@
 
 A seeded, reproducible random sequence of realistic writes (the way the
 appliance writes: progress rewrites, identical rewrites, status transitions,
-job creation and completion with their context updates, disk re-pointing,
-CBT inserts, several context updates within one second, writes that leave
-updated_at alone, contexts created and cascade-deleted) is applied to MariaDB
-while several clients watch; one joins mid-stream and one drops and resumes
-with ``since``.
+job creation and completion or failure with their context updates, disk
+re-pointing, CBT inserts, several context updates within one second, writes
+that leave updated_at alone, contexts created and cascade-deleted, a past
+job's reason rewritten, old jobs deleted, jobs created in the same
+millisecond) is applied to MariaDB while several clients watch; one joins
+mid-stream and one drops and resumes with ``since``. The dashboard's
+``last_job`` (issue 11) is compared with ``?include=last_job``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ from ..wsclient import LiveClient
 SEED = 20261128
 WRITES = 320
 TERMINAL = ("completed", "failed")
+FAILURES = (
+    "NBD export vanished",
+    "VMware snapshot creation failed: Failed to quiesce the virtual machine.",
+    "QueryChangedDiskAreas failed: FileFault: Error caused by file {vm}.vmdk",
+)
 ACTIVE_STEPS = (
     "pending",
     "initializing",
@@ -44,6 +51,8 @@ class VM:
     disks: list[str] = field(default_factory=list)
     current_job: str | None = None
     jobs: int = 0
+    ended: list[str] = field(default_factory=list)  # ended jobs, oldest first
+    last_created: dt.datetime | None = None
 
 
 class Appliance:
@@ -120,6 +129,9 @@ class Appliance:
         vm.jobs += 1
         job_id = f"job-{vm.context_id[4:]}-{vm.jobs:03d}"
         kind = "initial" if vm.jobs == 1 else "incremental"
+        # Now and then in the same millisecond as the VM's previous job: the id breaks the tie.
+        created = vm.last_created if vm.last_created and self.rng.random() < 0.25 else self.now_ms()
+        vm.last_created = created
         await insert_row(
             writer,
             "replication_jobs",
@@ -136,7 +148,7 @@ class Appliance:
                 "current_operation": "Initializing",
                 "total_bytes": self.rng.randrange(1, 40) * 2**30,
                 "nbd_export_name": f"migration-vol-{job_id}",
-                "created_at": self.now_ms(),
+                "created_at": created,
                 "updated_at": self.now_ms(),
             },
         )
@@ -217,7 +229,7 @@ class Appliance:
             [
                 "completed" if success else "failed",
                 success,
-                "" if success else "NBD export vanished",
+                "" if success else self.rng.choice(FAILURES).format(vm=vm.name),
                 self.now_ms(),
                 self.now_ms(),
                 vm.current_job,
@@ -240,7 +252,21 @@ class Appliance:
                 "failed_jobs = failed_jobs + 1, last_status_change = %s WHERE context_id = %s",
                 [self.now_s(), vm.context_id],
             )
+        vm.ended.append(vm.current_job)
         vm.current_job = None
+
+    async def rewrite_reason(self, writer, vm: VM) -> None:
+        """A raw-SQL writer amends an ended job's error_message and touches nothing else."""
+        job_id = self.rng.choice(vm.ended[-2:])
+        await writer.execute(
+            "UPDATE replication_jobs SET error_message = %s WHERE id = %s",
+            [f"{self.rng.choice(FAILURES).format(vm=vm.name)} (retry {self.rng.randrange(9)})", job_id],
+        )
+
+    async def delete_job(self, writer, vm: VM) -> None:
+        """An ended job is deleted (cascading to its CBT rows and disk links)."""
+        job_id = vm.ended.pop(self.rng.randrange(len(vm.ended)))
+        await writer.execute("DELETE FROM replication_jobs WHERE id = %s", [job_id])
 
     async def same_second_context_updates(self, writer, vm: VM) -> None:
         """Several counter changes that all carry the same whole-second updated_at."""
@@ -261,9 +287,11 @@ class Appliance:
         self.tick(rng.choice([0, 0, 0.3, 1, 2]))
         active = [vm for vm in self.vms.values() if vm.current_job]
         idle = [vm for vm in self.vms.values() if not vm.current_job]
+        ended = [vm for vm in self.vms.values() if vm.ended]
         choices = (
             ["progress"] * 8 + ["identical"] * 3 + ["disk"] * 2 + ["same_second"] * 2 + ["start"] * 2 + ["finish"] * 2
         )
+        choices += ["reason", "drop_job"] if ended else []
         choices += ["create"] if len(self.vms) < 9 else []
         choices += ["delete"] if len(self.vms) > 4 else []
         kind = rng.choice(choices)
@@ -280,6 +308,10 @@ class Appliance:
                 return kind
             if kind == "start" and idle:
                 await self.start_job(writer, rng.choice(idle))
+                return kind
+            if kind in ("reason", "drop_job"):
+                vm = rng.choice(ended)
+                await (self.rewrite_reason if kind == "reason" else self.delete_job)(writer, vm)
                 return kind
             vm = rng.choice(list(self.vms.values()))
             if kind == "delete":
@@ -382,8 +414,31 @@ async def run_convergence(app, client, token, auth_headers, settle) -> dict[str,
             await assert_converged(app, client, auth_headers, clients)
 
     # The sequence really exercised what it claims to.
-    for kind in ("progress", "identical", "disk", "same_second", "start", "finish", "create", "delete"):
+    for kind in (
+        "progress",
+        "identical",
+        "disk",
+        "same_second",
+        "start",
+        "finish",
+        "create",
+        "delete",
+        "reason",
+        "drop_job",
+    ):
         assert kinds.get(kind, 0) >= 3, (kind, kinds)
+    # last_job really moved, failures with their reasons included.
+    last_job_patches = [
+        item["last_job"]
+        for message in dashboard_only.log
+        if message.get("type") == "delta" and message.get("topic") == "vm-contexts"
+        for item in message["patch"]["vm_contexts"].values()
+        if isinstance(item, dict) and "last_job" in item and "context_id" not in item  # changes, not new VMs
+    ]
+    assert len(last_job_patches) >= 20, len(last_job_patches)
+    assert any(patch is None for patch in last_job_patches)  # a VM's only ended job deleted
+    assert any(isinstance(patch, dict) and patch.get("status") == "failed" for patch in last_job_patches)
+    assert any(isinstance(patch, dict) and "retry" in str(patch.get("error_message")) for patch in last_job_patches)
     resumed = [m for m in dropper.log if m.get("topic") == "vm-contexts"]
     assert resumed and resumed[0]["type"] == "delta", "the resumed client got the missed deltas replayed"
     assert all(m["type"] == "delta" for m in resumed)

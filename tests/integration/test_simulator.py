@@ -14,7 +14,7 @@ import pytest
 
 from pushsvc.app import create_app
 from pushsvc.demo.context import demo_context, prepare_demo_database
-from pushsvc.demo.data import FLEET, SEED_CONTEXT_IDS, MiB, load_demo
+from pushsvc.demo.data import FLEET, SEED_CONTEXT_IDS, UNREACHABLE_VMS, VMA_TIMEOUT_MESSAGE, MiB, load_demo
 from pushsvc.demo.seed import SEED_CONTEXT, ms
 from pushsvc.demo.simulator import Simulator
 from pushsvc.store import StoreUnavailable
@@ -453,6 +453,137 @@ def parse(value) -> dt.datetime | None:
     if value is None or isinstance(value, dt.datetime):
         return value
     return dt.datetime.fromisoformat(value)
+
+
+def check_disks_follow_the_job(detail: dict[str, Any]) -> str:
+    """A VM's disks agree with the job they point to, as the API shows them; returns what was checked.
+
+    Each disk shows its job's percentage and its part of the job's bytes
+    (parts in proportion to capacity): the disks' bytes add up to the job's,
+    and the bytes each disk's percentage implies are its part, within
+    rounding. So a disk can never show "75.0% synced" beside bytes that are
+    not 75 % of its part of the job.
+    """
+    disks = detail["disks"]
+    current = detail["current_job"]
+    job = current if current is not None else (detail["job_history"] or [None])[0]
+    if not disks or job is None:
+        return "no job"
+    assert {disk["job_id"] for disk in disks} == {job["id"]}, detail["context"]["vm_name"]
+    capacity = sum(disk["capacity_bytes"] for disk in disks)
+    total, done = job["total_bytes"], job["bytes_transferred"]
+    statuses = {disk["sync_status"] for disk in disks}
+    if job["status"] in ("pending", "initializing", "analyzing", "ready_for_sync"):
+        assert statuses == {"pending"} and all(disk["bytes_synced"] == 0 for disk in disks)
+        assert all(disk["sync_progress_percent"] == 0.0 for disk in disks)
+        return "setup"
+    assert sum(disk["bytes_synced"] for disk in disks) == done
+    for disk in disks:
+        part = total * disk["capacity_bytes"] / capacity
+        assert disk["sync_progress_percent"] == job["progress_percent"]
+        assert abs(disk["bytes_synced"] - done * disk["capacity_bytes"] / capacity) <= len(disks)
+        assert disk["bytes_synced"] <= disk["capacity_bytes"]
+        if disk["sync_progress_percent"] > 0:
+            implied_part = disk["bytes_synced"] * 100 / disk["sync_progress_percent"]
+            assert abs(implied_part - part) <= len(disks) * 100 / disk["sync_progress_percent"] + 1
+    expected = {"replicating": {"syncing"}, "completed": {"synced"}, "failed": {"failed"}}[job["status"]]
+    assert statuses == expected, (detail["context"]["vm_name"], job["status"], statuses)
+    if job["status"] == "completed":
+        assert done == total and all(disk["sync_progress_percent"] == 100.0 for disk in disks)
+    return str(job["status"])
+
+
+async def test_disks_follow_the_job_bytes_at_every_step(store, client, auth_headers):
+    ids = await load_demo(store, T0)
+    names = {context["vm_name"] for context in (await read_world(store))["contexts"].values()}
+    clock = ScriptedClock()
+    simulator = Simulator(
+        store, ids, clock=clock, seed=11, idle_seconds=(5, 30), failure_rate=0.01, max_active=10, vma_timeout=240
+    )
+    seen: dict[str, int] = {}
+    for step in range(120):
+        if step:
+            clock.advance(5)
+            await simulator.step()
+        for name in sorted(names - {"pgtest1", "pgtest2"}):  # the seed's own rows are the appliance's, kept as they are
+            response = await client.get(f"/api/v1/vm-contexts/{name}", headers=auth_headers)
+            checked = check_disks_follow_the_job(await response.json())
+            seen[checked] = seen.get(checked, 0) + 1
+    # Every kind of state was checked many times, multi-disk VMs among them.
+    assert seen["replicating"] > 300 and seen["completed"] > 100 and seen["failed"] >= 20 and seen["setup"] >= 10, seen
+    assert sum(len(spec.disks_gb) > 1 for spec in FLEET) >= 4
+
+
+async def test_the_demo_shows_a_failure_reason_and_a_stalled_job(store, client, auth_headers):
+    await load_demo(store, T0)
+    listing = await (await client.get("/api/v1/vm-contexts?include=last_job", headers=auth_headers)).json()
+    items = {item["vm_name"]: item for item in listing["vm_contexts"]}
+    failed = items["legacy-crm-01"]
+    assert failed["current_status"] == "failed" and failed["current_job_id"] is None
+    assert failed["last_job"]["status"] == "failed" and failed["last_job"]["error_message"]
+    assert {"file-srv-03"} == UNREACHABLE_VMS
+    detail = await (await client.get("/api/v1/vm-contexts/file-srv-03", headers=auth_headers)).json()
+    job = detail["current_job"]
+    polled = dt.datetime.fromisoformat(job["vma_last_poll_at"]).replace(tzinfo=None)
+    assert job["status"] == "replicating" and 7 * 60 < (T0 - polled).total_seconds() < 8 * 60
+    assert job["updated_at"][:19] == job["vma_last_poll_at"][:19]
+
+
+async def test_an_unreachable_vma_stalls_its_job_until_the_appliance_gives_up(store, client, auth_headers):
+    await load_demo(store, T0)
+    clock = ScriptedClock()
+    simulator = Simulator(
+        store,
+        await load_ids(store),
+        clock=clock,
+        seed=2,
+        failure_rate=0,
+        idle_seconds=(0, 0),
+        max_active=100,
+        vma_timeout=600,
+    )
+    before = await job_row(store, "file-srv-03")
+    polled = parse(before["vma_last_poll_at"])
+    assert polled is not None
+    while clock.now + dt.timedelta(seconds=60) - polled < dt.timedelta(seconds=600):
+        clock.advance(60)
+        await simulator.step()
+        assert await job_row(store, "file-srv-03") == before  # nothing written: the job goes stale
+    clock.advance(60)
+    await simulator.step()
+    after = await job_row(store, "file-srv-03")
+    assert after["status"] == "failed" and after["error_message"] == VMA_TIMEOUT_MESSAGE.format(seconds=600)
+    assert parse(after["vma_last_poll_at"]) == polled and parse(after["completed_at"]) == clock.now
+    listing = await (await client.get("/api/v1/vm-contexts?include=last_job", headers=auth_headers)).json()
+    item = next(item for item in listing["vm_contexts"] if item["vm_name"] == "file-srv-03")
+    assert item["current_status"] == "failed" and item["last_job"]["id"] == before["id"]
+    assert item["last_job"]["error_message"] == VMA_TIMEOUT_MESSAGE.format(seconds=600)
+
+    # The tunnel is back: the VM's next job reaches its transfer and is polled again.
+    for _ in range(6):
+        clock.advance(2)
+        await simulator.step()
+    job = await job_row(store, "file-srv-03")
+    assert job["id"] != before["id"] and job["status"] == "replicating"
+    failed_at = parse(after["completed_at"])
+    assert failed_at is not None and parse(job["vma_last_poll_at"]) > failed_at
+
+
+async def load_ids(store) -> set[str]:
+    return set((await read_world(store))["contexts"])
+
+
+async def job_row(store, vm_name: str) -> dict[str, Any]:
+    """The VM's newest job, every column the simulator writes."""
+    columns = ("id", "status", "error_message", "bytes_transferred", "vma_last_poll_at", "updated_at", "completed_at")
+    async with store.snapshot() as reader:
+        rows = await reader.fetch_all(
+            f"SELECT {', '.join('j.' + column for column in columns)} FROM replication_jobs j"
+            " JOIN vm_replication_contexts c ON c.context_id = j.vm_context_id"
+            " WHERE c.vm_name = %s ORDER BY j.created_at DESC LIMIT 1",
+            [vm_name],
+        )
+    return dict(zip(columns, rows[0]))
 
 
 async def test_a_failure_updates_the_job_disks_and_context(store):

@@ -9,12 +9,13 @@ import pytest
 
 from pushsvc import documents
 from pushsvc.documents import DocumentBuilder
-from pushsvc.store.rows import CbtRow, ContextRow, DiskRow, JobHistoryRow, JobRow
+from pushsvc.store.rows import CbtRow, ContextRow, DiskRow, JobHistoryRow, JobRow, LastJobRow
 
 TABLES = [
     (documents.CONTEXT_FIELDS, ContextRow),
     (documents.JOB_FIELDS, JobRow),
     (documents.JOB_HISTORY_FIELDS, JobHistoryRow),
+    (documents.LAST_JOB_FIELDS, LastJobRow),
     (documents.DISK_FIELDS, DiskRow),
     (documents.CBT_FIELDS, CbtRow),
 ]
@@ -45,3 +46,27 @@ def test_a_field_the_row_lacks_is_an_error_not_a_wrong_value():
 
 def test_a_context_without_a_current_job_has_none():
     assert DocumentBuilder(dt.UTC).job(None) is None
+
+
+def test_a_context_without_another_job_has_no_last_job():
+    assert DocumentBuilder(dt.UTC).last_job(None) is None
+
+
+def test_the_job_summary_keeps_the_jobs_field_order_and_the_entry_ends_with_both_jobs():
+    job_keys = [key for key, _, _ in documents.JOB_FIELDS]
+    summary_keys = list(documents.JOB_SUMMARY_KEYS)
+    assert summary_keys == [key for key in job_keys if key in summary_keys]
+    assert {"error_message", "vma_last_poll_at"} <= set(summary_keys)
+    last = DocumentBuilder(dt.UTC).last_job(
+        LastJobRow("job-1", "failed", "initial", "boom", "2025-09-09 11:45:23.122", "2025-09-09 11:45:23.122")
+    )
+    assert last == {
+        "id": "job-1",
+        "status": "failed",
+        "replication_type": "initial",
+        "error_message": "boom",
+        "completed_at": "2025-09-09T11:45:23.122+00:00",
+        "updated_at": "2025-09-09T11:45:23.122+00:00",
+    }
+    entry = documents.dashboard_entry({"vm_name": "a"}, None, last)
+    assert list(entry) == ["vm_name", "current_job", "last_job"] and entry["last_job"] is last
