@@ -23,10 +23,12 @@ from typing import TypeVar
 import orjson
 from aiohttp import web
 
+from .changes import describe_change_source
 from .errors import error_response, json_response, not_found, retrieve_failed
 from .keys import (
     broker_key,
     builder_key,
+    changes_key,
     config_key,
     hub_key,
     metrics_key,
@@ -227,14 +229,15 @@ async def readyz(request: web.Request) -> web.Response:
     """Readiness: the database answers, holds the appliance's schema, and the poller is not stuck on an error.
 
     ``{"status", "database", "schema", "poller"}``: 200 when all are "ok", else 503; plus the broker's
-    ``broker``, ``role`` and ``epoch``. A cluster follower does not ask the database (it sends it no
-    statements at all): it reports the leader's view, the retained database status. ``broker: degraded``
-    (Redis unreachable, serving alone) is still ready.
+    ``broker``, ``role`` and ``epoch``, and ``change_source`` (``configured``, ``active`` and, when they
+    differ, the ``reason``: a binlog source that fell back to polling is still ready). A cluster follower
+    does not ask the database (it sends it no statements at all): it reports the leader's view, the
+    retained database status. ``broker: degraded`` (Redis unreachable, serving alone) is still ready.
     """
     store = request.app[store_key]
     poller = request.app[poller_key]
     broker = request.app[broker_key]
-    described = broker.describe()
+    described = {**broker.describe(), "change_source": describe_change_source(request.app[changes_key], broker)}
     if not broker.reads_database:
         database_ok = request.app[hub_key].status_frame() is None
         body = {"status": "ok" if database_ok else "unavailable", "database": "ok" if database_ok else "unavailable"}

@@ -20,7 +20,8 @@ from . import api, apidocs, ws
 from .accesslog import AccessLogger
 from .auth import TokenVerifier
 from .broker import Broker, LocalBroker
-from .config import Config, default_database_url
+from .changes import BinlogDriver
+from .config import Config, default_database_url, parse_database_url
 from .documents import DocumentBuilder
 from .errors import error_response
 from .headers import add_security_headers
@@ -28,6 +29,7 @@ from .hub import Hub
 from .keys import (
     broker_key,
     builder_key,
+    changes_key,
     config_key,
     hub_key,
     metrics_key,
@@ -80,6 +82,10 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     rest_cache = RestCache(
         hub, interval=config.poller.interval, margin=config.rest.freshness_margin, ttl=config.rest.live_ttl
     )
+    changes = None
+    if config.poller.source == "binlog":
+        url = parse_database_url(config.database.url or default_database_url())
+        changes = BinlogDriver(poller, broker, url, config.poller, metrics)
     metrics.subscriptions.set_function(lambda: hub.subscription_count - rest_cache.live_topics)
     metrics.topics.set_function(lambda: len(hub.topics))
     metrics.rest_live_topics.set_function(lambda: rest_cache.live_topics)
@@ -94,6 +100,7 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     app[hub_key] = hub
     app[poller_key] = poller
     app[rest_cache_key] = rest_cache
+    app[changes_key] = changes
     app[sockets_key] = set()
     app[read_outage_key] = OutageLog(api.log, "REST database reads")
     app[trusted_proxies_key] = TrustedProxies(config.server.trusted_proxies)
@@ -171,8 +178,13 @@ async def rest_cache_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def poller_context(app: web.Application) -> AsyncIterator[None]:
+    """The poll loop and, with ``poller.source: binlog``, the binlog driver beside it."""
     task = asyncio.create_task(app[poller_key].run(), name="poller")
+    changes = app[changes_key]
+    binlog = None if changes is None else asyncio.create_task(changes.run(), name="binlog")
     yield
+    if binlog is not None:
+        await cancel_and_wait(binlog)  # stops the binlog reader thread
     await cancel_and_wait(task)  # logs a poller that had failed or would not stop
 
 

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from .auth import Claims, TokenVerifier
 from .broker import Broker
+from .changes import BinlogDriver
 from .config import Config
 from .documents import DocumentBuilder
 from .hub import Hub
@@ -29,6 +30,8 @@ broker_key = web.AppKey("broker", Broker)
 hub_key = web.AppKey("hub", Hub)
 poller_key = web.AppKey("poller", Poller)
 rest_cache_key = web.AppKey("rest_cache", RestCache)
+# With poller.source: binlog, what follows the binlog beside the poll loop (None with poll).
+changes_key: web.AppKey[BinlogDriver | None] = web.AppKey("changes")
 sockets_key = web.AppKey("sockets", set[Session])
 read_outage_key = web.AppKey("read_outage", OutageLog)
 trusted_proxies_key = web.AppKey("trusted_proxies", TrustedProxies)

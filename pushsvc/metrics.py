@@ -66,6 +66,15 @@ class Metrics:
             "Now minus the newest binlog commit's time (the binlog stamps whole seconds)",
             registry=registry,
         )
+        self.targeted_reads = Counter(
+            "pushsvc_targeted_reads", "Reads of only the VMs a binlog change batch named", registry=registry
+        )
+        self.targeted_read_duration = Histogram(
+            "pushsvc_targeted_read_duration_seconds",
+            "Time to read, diff and publish the VMs of one binlog change batch",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=registry,
+        )
         self.binlog_fallbacks = Counter(
             "pushsvc_binlog_fallbacks", "Times the binlog stream was lost and polling took over", registry=registry
         )

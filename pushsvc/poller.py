@@ -19,6 +19,11 @@ After each successful read, once its publications are out, the poller
 publishes a :class:`~pushsvc.broker.Tick` stamped with the wall-clock time
 the read began: the confirmation that REST's freshness rule rests on.
 
+With the binlog change source (:mod:`pushsvc.changes`), the same loop runs
+the safety-net full reads, and :meth:`Poller.poll_contexts` re-reads just
+the VMs a change batch names, through the same diff, in between. One lock
+keeps reads in order: a read never publishes over a newer one.
+
 When the database fails the poller backs off exponentially (up to
 ``backoff_max``), publishes ``status: unavailable``, and on recovery
 ``status: ok`` and whatever changed meanwhile.
@@ -30,6 +35,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Collection
 from typing import Any
 
 from . import protocol
@@ -39,7 +45,7 @@ from .documents import DocumentBuilder
 from .metrics import Metrics
 from .patch import NO_CHANGE, diff
 from .protocol import DASHBOARD_TOPIC, DatabaseStatus, detail_vm_name
-from .reads import build_dashboard_entry, build_detail, read_state
+from .reads import build_dashboard_entry, build_detail, read_named_state, read_state
 from .store import Store, StoreUnavailable
 from .store.rows import Children, ContextWithJob
 from .timefmt import utc_now_text
@@ -62,6 +68,8 @@ class Poller:
         self.last_error: str | None = None
         self._wake = asyncio.Event()
         self._tick_done = asyncio.Condition()
+        # Held for each read-diff-publish, so that two (a tick and a batch's read) never interleave.
+        self._reading = asyncio.Lock()
         # Dashboard: the raw row and the built entry of each VM, as last published.
         self._dashboard_rows: dict[str, ContextWithJob] = {}
         # The dashboard publication those caches reflect (another one means someone else published).
@@ -115,6 +123,49 @@ class Poller:
 
     async def poll_once(self) -> None:
         """Read, diff and publish once (a no-op without subscribers)."""
+        async with self._reading:
+            await self._poll_all()
+
+    async def poll_contexts(self, context_ids: Collection[str]) -> None:
+        """Re-read only the VMs of ``context_ids`` and publish what changed in them (a change batch's read).
+
+        Reads each affected VM's rows as :meth:`poll_once` would (the
+        dashboard row, and a watched detail topic's children too) and
+        publishes at most one delta per topic. A topic whose published
+        document the caches do not describe (first documents still to come
+        from the early tick, another cluster leader's last publication, a
+        database outage being recovered from) makes it a full read instead.
+        Raises :class:`StoreUnavailable` like :meth:`poll_once`.
+        """
+        async with self._reading:
+            watched = self.broker.watched()
+            if not watched or not context_ids:
+                return
+            if not self._caches_describe(watched):
+                await self._poll_all()
+                return
+            started = time.perf_counter()
+            statements_before = self.store.statements
+            ids = set(context_ids)
+            detail_topics = {name: vm for name in watched if (vm := detail_vm_name(name)) is not None}
+            old_names = {name for name, row in self._dashboard_rows.items() if row.context.context_id in ids}
+            for topic, vm_name in detail_topics.items():
+                row = self._detail_rows.get(topic, (None, None))[0]
+                if row is not None and row.context.context_id in ids:
+                    old_names.add(vm_name)
+            names, shown, children = await read_named_state(self.store, ids, old_names, detail_topics.values())
+            if DASHBOARD_TOPIC in watched:
+                self._patch_dashboard(names, shown)
+            for topic, vm_name in detail_topics.items():
+                if vm_name in names:
+                    row = shown.get(vm_name)
+                    self._update_detail(topic, row, None if row is None else children.get(row.context.context_id))
+            statements = self.store.statements - statements_before
+            self.metrics.poll_queries.inc(statements)
+            self.metrics.targeted_reads.inc()
+            self.metrics.targeted_read_duration.observe(time.perf_counter() - started)
+
+    async def _poll_all(self) -> None:
         watched = self.broker.watched()
         if not watched:
             await self._finish_tick()
@@ -200,6 +251,62 @@ class Poller:
             self.broker.publish_delta(DASHBOARD_TOPIC, {"vm_contexts": patch}, {"vm_contexts": entries})
             self.metrics.published.inc()
         self._dashboard_base = self.broker.last(DASHBOARD_TOPIC)
+
+    def _change_entry(
+        self, name: str, row: ContextWithJob, entries: dict[str, dict[str, Any]], patch: dict[str, Any]
+    ) -> None:
+        """Build ``name``'s dashboard entry from ``row`` into ``entries``; its change (if any) into ``patch``."""
+        entry = build_dashboard_entry(self.builder, row)
+        if name not in entries:
+            patch[name] = entry
+        else:
+            change = diff(entries[name], entry)
+            if change is not NO_CHANGE:
+                patch[name] = change
+        entries[name] = entry
+
+    def _patch_dashboard(self, names: Collection[str], shown: dict[str, ContextWithJob]) -> None:
+        """The dashboard's entries for ``names`` only: ``shown`` holds the row now shown under each.
+
+        Like a full read, it publishes a new mapping (a published one is never
+        changed); a VM added here goes last until the next full read puts it
+        in the database's order, and until then REST reads the list from the
+        database (the tick's order no longer matches).
+        """
+        rows, entries = self._dashboard_rows, dict(self._dashboard_entries)
+        patch: dict[str, Any] = {}
+        for name in names:
+            row = shown.get(name)
+            if row is None:
+                rows.pop(name, None)
+                if entries.pop(name, None) is not None:
+                    patch[name] = None
+            elif rows.get(name) != row:
+                rows[name] = row
+                self._change_entry(name, row, entries, patch)
+        if patch:
+            self._dashboard_entries = entries
+            self._dashboard_order = names_order(entries)
+            self.broker.publish_delta(DASHBOARD_TOPIC, {"vm_contexts": patch}, {"vm_contexts": entries})
+            self.metrics.published.inc()
+            self._dashboard_base = self.broker.last(DASHBOARD_TOPIC)
+
+    def _caches_describe(self, watched: Collection[str]) -> bool:
+        """Whether the cached rows are those behind every watched topic's published document.
+
+        A detail topic with no document yet is left to the early tick its
+        first watcher asked for (``wake``).
+        """
+        if not self.database_ok:
+            return False
+        if DASHBOARD_TOPIC in watched:
+            base = self.broker.last(DASHBOARD_TOPIC)
+            if base is None or base is not self._dashboard_base:
+                return False
+        for topic in watched:
+            if topic != DASHBOARD_TOPIC and self.broker.last(topic) is not None and topic not in self._detail_rows:
+                return False
+        return True
 
     def _update_detail(self, topic: str, row: ContextWithJob | None, children: Children | None) -> None:
         previous = self.broker.last(topic)

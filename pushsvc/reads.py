@@ -7,7 +7,14 @@ from typing import Any
 
 from .documents import DocumentBuilder, dashboard_entry, detail_document, list_document, list_item_with_last_job
 from .store import Store
-from .store.queries import find_context, list_contexts, read_children, read_contexts_with_jobs, read_last_jobs
+from .store.queries import (
+    find_context,
+    list_contexts,
+    read_children,
+    read_contexts_with_jobs,
+    read_contexts_with_jobs_named,
+    read_last_jobs,
+)
 from .store.rows import Children, ContextWithJob
 
 # What ``include`` may add to each REST list item (protocol.md, "REST").
@@ -87,3 +94,30 @@ async def read_state(
         ids = [row.context.context_id for row in by_name.values()]
         children = await read_children(reader, ids) if ids else {}
     return rows, by_name, children
+
+
+async def read_named_state(
+    store: Store, context_ids: Collection[str], old_names: Collection[str], detail_names: Iterable[str]
+) -> tuple[set[str], dict[str, ContextWithJob], dict[str, Children]]:
+    """What :func:`read_state` would say about some VMs only, in one snapshot.
+
+    ``context_ids`` changed; ``old_names`` are the names they were last shown
+    under. Returns every VM name whose row may have changed (``old_names``
+    plus the contexts' current names), the row shown under each of those
+    names (absent: no context of that name any more), and the children of
+    the rows shown under ``detail_names`` among them. One statement, plus
+    three when a detail topic is among the names.
+    """
+    wanted = set(detail_names)
+    async with store.snapshot() as reader:
+        rows = await read_contexts_with_jobs_named(reader, context_ids, old_names)
+        names = set(old_names)
+        names.update(row.context.vm_name for row in rows if row.context.context_id in context_ids)
+        shown: dict[str, ContextWithJob] = {}
+        for row in rows:  # ordered as read_state's rows: the first of each exact name is the one shown
+            name = row.context.vm_name
+            if name in names and name not in shown:
+                shown[name] = row
+        ids = [row.context.context_id for name, row in shown.items() if name in wanted]
+        children = await read_children(reader, ids) if ids else {}
+    return names, shown, children

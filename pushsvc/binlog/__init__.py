@@ -10,7 +10,7 @@
 docs/decisions.md ("Binlog change source") says why it is built this way.
 """
 
-from .batch import ChangeBatch, Signal, SourceLost
+from .batch import ChangeBatch, Signal, SourceLost, covers
 from .requirements import BinlogRequirements, check_requirements
 from .resolve import ContextTargets, resolve_contexts
 from .rows import WATCHED_TABLES
@@ -25,5 +25,6 @@ __all__ = [
     "Signal",
     "SourceLost",
     "check_requirements",
+    "covers",
     "resolve_contexts",
 ]

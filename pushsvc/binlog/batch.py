@@ -25,7 +25,9 @@ class ChangeBatch:
     ``full_reread``: why everything must be read again (the stream
     (re)connected, a statement such as TRUNCATE or ALTER touched the
     database, a transaction too large to itemise); ``None`` when the named
-    rows are enough.
+    rows are enough. ``position``: the binlog position (MariaDB GTIDs, one
+    per replication domain) just after the newest transaction, so a consumer
+    can say how far it has published (:func:`covers`).
     """
 
     context_ids: frozenset[str] = frozenset()
@@ -37,6 +39,7 @@ class ChangeBatch:
     transactions: int = 0
     # Unix time of the newest transaction's commit event (whole seconds: the binlog's resolution).
     committed_at: float = 0.0
+    position: str = ""
 
     def merge(self, other: ChangeBatch) -> ChangeBatch:
         """Both batches' changes as one (``other`` is the later)."""
@@ -49,6 +52,7 @@ class ChangeBatch:
             full_reread=self.full_reread or other.full_reread,
             transactions=self.transactions + other.transactions,
             committed_at=max(self.committed_at, other.committed_at),
+            position=other.position or self.position,
         )
 
 
@@ -84,7 +88,7 @@ class PendingChanges:
             or self.full_reread
         )
 
-    def freeze(self, committed_at: float) -> ChangeBatch:
+    def freeze(self, committed_at: float, position: str = "") -> ChangeBatch:
         return ChangeBatch(
             context_ids=frozenset(self.context_ids),
             job_ids=frozenset(self.job_ids),
@@ -94,4 +98,20 @@ class PendingChanges:
             full_reread=self.full_reread,
             transactions=1,
             committed_at=committed_at,
+            position=position,
         )
+
+
+def _sequences(position: str) -> dict[str, int]:
+    """``"0-1-42,1-1-7"`` -> {"0": 42, "1": 7}: each replication domain's newest sequence number."""
+    sequences: dict[str, int] = {}
+    for gtid in filter(None, (part.strip() for part in position.split(","))):
+        domain, _server, sequence = gtid.split("-")
+        sequences[domain] = int(sequence)
+    return sequences
+
+
+def covers(position: str, wanted: str) -> bool:
+    """Whether ``position`` is at or past ``wanted`` in every replication domain ``wanted`` names."""
+    have = _sequences(position)
+    return all(have.get(domain, -1) >= sequence for domain, sequence in _sequences(wanted).items())

@@ -36,10 +36,16 @@ ER_NO_SUCH_TABLE = 1146
 
 @dataclass(frozen=True)
 class BinlogRequirements:
-    """What is missing (empty: the binlog source can run) and the server's version."""
+    """What is missing (empty: the binlog source can run) and the server's version.
+
+    ``answered``: False when the server could not be asked at all (down,
+    unreachable, login refused): then the answer says nothing about the
+    binlog and is worth asking again later.
+    """
 
     missing: tuple[str, ...]
     server_version: str = ""
+    answered: bool = True
 
     @property
     def ok(self) -> bool:
@@ -67,7 +73,7 @@ def check_requirements_blocking(url: DatabaseURL, connect_timeout: float = 2.0) 
             autocommit=True,
         )
     except pymysql.err.MySQLError as exc:
-        return BinlogRequirements((f"a working login ({_describe(exc)})",))
+        return BinlogRequirements((f"a working login ({_describe(exc)})",), answered=False)
     try:
         with conn.cursor() as cursor:
             cursor.execute("SELECT @@GLOBAL.log_bin, @@GLOBAL.binlog_format, VERSION()")
@@ -96,7 +102,7 @@ def check_requirements_blocking(url: DatabaseURL, connect_timeout: float = 2.0) 
                         raise
             return BinlogRequirements(tuple(missing), str(version))
     except pymysql.err.MySQLError as exc:
-        return BinlogRequirements((f"a database that answers ({_describe(exc)})",))
+        return BinlogRequirements((f"a database that answers ({_describe(exc)})",), answered=False)
     finally:
         conn.close()
 

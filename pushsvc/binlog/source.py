@@ -308,7 +308,7 @@ class BinlogSource:
             if self.metrics is not None:
                 self.metrics.binlog_lag.set(self.lag_seconds)
         if self._pending:
-            self._post(self._queue.put, self._pending.freeze(float(timestamp)))
+            self._post(self._queue.put, self._pending.freeze(float(timestamp), self.position))
         self._pending = PendingChanges()
         self._group = None
         self._standalone = False
@@ -326,7 +326,7 @@ class BinlogSource:
             log.info("binlog stream is back (resuming after %s); reading everything once", self.position or "start")
         else:
             log.info("binlog stream connected to %s (from %s)", self.database, self.position or "start")
-        self._set_state("streaming", reason, ChangeBatch(full_reread=reason))
+        self._set_state("streaming", reason, ChangeBatch(full_reread=reason, position=self.position))
 
     def _lost(self, exc: Exception) -> None:
         reason = _describe(exc)

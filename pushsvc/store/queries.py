@@ -9,7 +9,7 @@ contexts are read with one ``IN (...)`` per table, the per-VM "10 newest" and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from .base import Reader
@@ -31,6 +31,7 @@ __all__ = [
     "list_contexts",
     "read_children",
     "read_contexts_with_jobs",
+    "read_contexts_with_jobs_named",
     "read_last_jobs",
 ]
 
@@ -129,6 +130,36 @@ async def find_context(reader: Reader, vm_name: str) -> ContextWithJob | None:
 async def read_contexts_with_jobs(reader: Reader) -> list[ContextWithJob]:
     """Every context joined with its current and last job, ordered by vm_name (one statement)."""
     rows = await reader.fetch_all(_CONTEXTS_WITH_JOBS)
+    return [_context_with_job(row) for row in rows]
+
+
+async def read_contexts_with_jobs_named(
+    reader: Reader, context_ids: Collection[str], names: Collection[str] = ()
+) -> list[ContextWithJob]:
+    """The contexts that share a VM name with ``context_ids`` or carry one of ``names``, with their jobs.
+
+    The targeted counterpart of :func:`read_contexts_with_jobs` (same rows,
+    same order, one statement): a dashboard entry or detail topic is keyed by
+    VM name and shows the oldest context of that name, so re-reading one
+    context means re-reading every context of its new name, and of its old
+    name (``names``) when it was renamed or deleted. The name match is the
+    column's collation (case-insensitive in MariaDB), so callers compare
+    names exactly themselves, as :func:`find_context` does.
+    """
+    ids, known = sorted(context_ids), sorted(names)
+    conditions, args = [], []
+    if ids:
+        conditions.append(f"t.context_id IN ({', '.join(['%s'] * len(ids))})")
+        args += ids
+    if known:
+        conditions.append(f"t.vm_name IN ({', '.join(['%s'] * len(known))})")
+        args += known
+    if not conditions:
+        return []
+    named = f"vm_name IN (SELECT t.vm_name FROM vm_replication_contexts t WHERE {' OR '.join(conditions)})"
+    # The same names filter twice: the contexts (c), and those whose last job is looked up (n).
+    sql = _context_with_jobs(f"WHERE n.{named}") + f" WHERE c.{named} ORDER BY c.vm_name, c.context_id"
+    rows = await reader.fetch_all(sql, [*args, *args])
     return [_context_with_job(row) for row in rows]
 
 

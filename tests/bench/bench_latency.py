@@ -118,8 +118,11 @@ def latencies(
             slowest.append(worst)
             fastest.append(best)
     if os.environ.get("BENCH_DEBUG"):
-        for (value, _committed, _), low, high in zip(markers, fastest, slowest):
-            log(f"marker {value}: first socket {1000 * low:.0f} ms, last {1000 * high:.0f} ms")
+        for (value, sent, acknowledged), low, high in zip(markers, fastest, slowest):
+            log(
+                f"marker {value}: commit {1000 * (acknowledged - sent):.0f} ms, "
+                f"first socket {1000 * low:.0f} ms, last {1000 * high:.0f} ms"
+            )
     return pairs, slowest, fastest, missing
 
 

@@ -107,16 +107,16 @@ def machine_description() -> dict[str, str]:
 # -- MariaDB ---------------------------------------------------------------------
 
 
-def _server() -> dict[str, Any]:
-    return parse_database_url(MYSQL_SERVER, require_database=False).server_args()
+def _server(url: str | None = None) -> dict[str, Any]:
+    return parse_database_url(url or MYSQL_SERVER, require_database=False).server_args()
 
 
-def admin(database: str | None = None) -> pymysql.Connection:
-    return pymysql.connect(**_server(), database=database, autocommit=True)
+def admin(database: str | None = None, server: dict[str, Any] | None = None) -> pymysql.Connection:
+    return pymysql.connect(**(server or _server()), database=database, autocommit=True)
 
 
-def _url(user: str, password: str, database: str) -> str:
-    server = _server()
+def _url(user: str, password: str, database: str, server: dict[str, Any] | None = None) -> str:
+    server = server or _server()
     auth = urllib.parse.quote(user) + (":" + urllib.parse.quote(password) if password else "")
     return f"mysql://{auth}@{server['host']}:{server['port']}/{database}"
 
@@ -133,25 +133,34 @@ STAT_COLUMNS = (
 
 
 class BenchDatabase:
-    """``pushsvc_bench_<hex>`` with the appliance schema, a read-only service user and a writer user."""
+    """``pushsvc_bench_<hex>`` with the appliance schema, a read-only service user and a writer user.
 
-    def __init__(self) -> None:
+    ``server_url``: another MariaDB than ``PUSHSVC_BENCH_MYSQL`` (a private one with the binlog on);
+    ``replication``: the service user also gets the binlog source's grants.
+    """
+
+    def __init__(self, server_url: str | None = None, replication: bool = False) -> None:
         suffix = secrets.token_hex(5)
         self.name = f"pushsvc_bench_{suffix}"
         self.svc_user, self.writer_user = f"pb_svc_{suffix}", f"pb_wr_{suffix}"
         self.password = secrets.token_hex(12)
-        self.host = _server()["host"]
+        self.server = _server(server_url)
+        self.host = self.server["host"]
+        self.replication = replication
         self._userstat_before: str | None = None
         self._suffix = suffix
         self.logins: dict[str, str] = {}  # key -> user: more read-only service logins (add_login)
 
+    def admin(self, database: str | None = None) -> pymysql.Connection:
+        return admin(database, self.server)
+
     @property
     def svc_url(self) -> str:
-        return _url(self.svc_user, self.password, self.name)
+        return _url(self.svc_user, self.password, self.name, self.server)
 
     @property
     def writer_url(self) -> str:
-        return _url(self.writer_user, self.password, self.name)
+        return _url(self.writer_user, self.password, self.name, self.server)
 
     def add_login(self, key: str) -> str:
         """Another SELECT-only service login, counted as ``key`` in read_counters; returns its URL.
@@ -166,7 +175,7 @@ class BenchDatabase:
         return _url(user, self.password, self.name)
 
     def writer_params(self) -> dict[str, Any]:
-        server = _server()
+        server = self.server
         return {
             "host": server["host"],
             "port": server["port"],
@@ -176,8 +185,8 @@ class BenchDatabase:
         }
 
     def __enter__(self) -> BenchDatabase:
-        server = _server()
-        with admin() as conn, conn.cursor() as cursor:
+        server = self.server
+        with self.admin() as conn, conn.cursor() as cursor:
             cursor.execute(f"CREATE DATABASE {self.name} CHARACTER SET utf8mb4")
             cursor.execute("SHOW GLOBAL VARIABLES LIKE 'userstat'")
             self._userstat_before = cursor.fetchone()[1]
@@ -185,16 +194,20 @@ class BenchDatabase:
             for user, grants in ((self.svc_user, "SELECT"), (self.writer_user, "SELECT, INSERT, UPDATE, DELETE")):
                 cursor.execute(f"CREATE USER '{user}'@'{server['host']}' IDENTIFIED BY %s", (self.password,))
                 cursor.execute(f"GRANT {grants} ON {self.name}.* TO '{user}'@'{server['host']}'")
+            if self.replication:
+                cursor.execute(
+                    f"GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '{self.svc_user}'@'{server['host']}'"
+                )
         # The project's own command creates the schema (as the admin user: DDL).
-        root = _url(server["user"], server["password"], self.name)
+        root = _url(server["user"], server["password"], self.name, server)
         subprocess.run(
             [sys.executable, "run.py", "schema", "--database", root], cwd=REPO, check=True, stdout=subprocess.DEVNULL
         )
         return self
 
     def __exit__(self, *exc: object) -> None:
-        server = _server()
-        with admin() as conn, conn.cursor() as cursor:
+        server = self.server
+        with self.admin() as conn, conn.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {self.name}")
             for user in (self.svc_user, self.writer_user, *self.logins.values()):
                 cursor.execute(f"DROP USER IF EXISTS '{user}'@'{server['host']}'")
@@ -297,7 +310,7 @@ class BenchDatabase:
                         "created_at": now,
                     }
                 )
-        with admin(self.name) as conn, conn.cursor() as cursor:
+        with self.admin(self.name) as conn, conn.cursor() as cursor:
             _insert(cursor, "vm_replication_contexts", contexts)
             _insert(cursor, "replication_jobs", jobs)
             cursor.executemany(
@@ -351,17 +364,22 @@ def progress_args(job_id: str, step: int, eta: int | None = None) -> tuple:
     )
 
 
-def progress_writer(params: dict, job_ids: Sequence[str], period: float, stop, statements, fast: bool = False) -> None:
+def progress_writer(
+    params: dict, job_ids: Sequence[str], period: float, stop, statements, fast: bool = False, burst: bool = False
+) -> None:
     """Rewrite the ~12 progress columns of every job once per ``period``, spread evenly.
 
     One autocommit UPDATE per write (one statement, counted in ``statements``).
     ``fast``: write back to back (the fan-out benchmark's change source).
+    ``burst``: all jobs back to back, then wait for the rest of the period.
     """
     as_load_process()
     conn = pymysql.connect(**params, autocommit=True)
     cursor = conn.cursor()
     gap = period / max(1, len(job_ids))
     step, deadline = 0, time.monotonic()
+    if burst:
+        fast, gap = True, 0.0
     try:
         while not stop.is_set():
             for job_id in job_ids:
@@ -376,6 +394,11 @@ def progress_writer(params: dict, job_ids: Sequence[str], period: float, stop, s
                 if stop.is_set():
                     break
             step += 1
+            if burst:
+                deadline += period
+                delay = deadline - time.monotonic()
+                if delay > 0:
+                    stop.wait(delay)
     finally:
         conn.close()
 
@@ -383,12 +406,14 @@ def progress_writer(params: dict, job_ids: Sequence[str], period: float, stop, s
 class Writer:
     """The appliance-like progress writer in a process of its own."""
 
-    def __init__(self, db: BenchDatabase, job_ids: Sequence[str], period: float = 2.0, fast: bool = False) -> None:
+    def __init__(
+        self, db: BenchDatabase, job_ids: Sequence[str], period: float = 2.0, fast: bool = False, burst: bool = False
+    ) -> None:
         self.stop_event = MP.Event()
         self.statements = MP.Value("q", 0)
         self.process = MP.Process(
             target=progress_writer,
-            args=(db.writer_params(), list(job_ids), period, self.stop_event, self.statements, fast),
+            args=(db.writer_params(), list(job_ids), period, self.stop_event, self.statements, fast, burst),
             daemon=True,
         )
 
@@ -516,7 +541,7 @@ class Window:
 
     def __init__(self, server: Server, db: BenchDatabase | None = None, writer: Writer | None = None) -> None:
         self.server, self.db, self.writer = server, db, writer
-        self._conn = admin() if db is not None else None
+        self._conn = db.admin() if db is not None else None
 
     def _read(self) -> dict[str, Any]:
         state: dict[str, Any] = {"t": time.monotonic(), "cpu": self.server.cpu_seconds()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pushsvc.binlog.batch import ChangeBatch, PendingChanges, SourceLost
+from pushsvc.binlog.batch import ChangeBatch, PendingChanges, SourceLost, covers
 from pushsvc.binlog.coalesce import CoalescingQueue
 from pushsvc.binlog.requirements import global_privileges
 
@@ -26,6 +26,18 @@ def test_merge_unites_everything_and_keeps_the_first_reason():
         transactions=2,
         committed_at=5.0,
     )
+
+
+def test_a_merged_batch_is_at_the_later_position():
+    assert batch("a", position="0-1-5").merge(batch("b", position="0-1-7")).position == "0-1-7"
+    assert batch("a", position="0-1-5").merge(batch("b")).position == "0-1-5"
+
+
+def test_a_position_covers_another_domain_by_domain():
+    assert covers("0-1-7", "0-1-7") and covers("0-1-8", "0-2-7")  # the server id does not matter
+    assert not covers("0-1-6", "0-1-7")
+    assert covers("0-1-9,1-1-3", "0-1-9,1-1-2") and not covers("0-1-9", "0-1-9,1-1-2")
+    assert covers("", "") and covers("0-1-1", "") and not covers("", "0-1-1")
 
 
 def test_pending_changes_are_empty_until_something_is_named():

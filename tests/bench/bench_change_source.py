@@ -1,0 +1,314 @@
+#!/usr/bin/env python3
+"""Change sources compared: poll at 1 s, poll at 250 ms and the binlog, in one run on one server.
+
+    python tests/bench/bench_change_source.py [--sockets 1000,5000] [--duration 12] [--measure 15]
+
+All three run against one private MariaDB with the binary log on
+(tests/binlog_server.py; the shared server is not touched, and its binlog is
+not ours to turn on), with the same 50 VMs, 20 of them replicating.
+
+1. **Latency**, as bench_latency.py measures it: 19 jobs get appliance-like
+   progress writes (each every 2 s), the 20th is the marker job; a marker
+   process rewrites it at random moments (every 0.25-0.75 poll intervals; for
+   the binlog, every 62-188 ms) with a fresh ``vma_eta_seconds`` and records
+   ``time.time()`` just before the autocommit UPDATE; every socket watches
+   ``vm-contexts`` and the load processes record when a frame carrying a
+   marker (or a later one) arrives. Rows at 1,000 and 5,000 sockets.
+2. **Database statements per second**, counted by MariaDB per login
+   (``USER_STATISTICS`` of the service's own login: every statement it sent,
+   transaction control and the binlog connection's included) with 100
+   viewers each watching the dashboard and one VM's detail (all 50 VMs
+   watched): idle (no writes), then while the appliance writes every 2 s to
+   each of 20 jobs (10 autocommit UPDATEs/s), spread evenly over the 2 s or
+   in one burst of 20 every 2 s. Poll at 1 s against binlog.
+
+The machine is shared: the 1-minute load average is printed beside each row.
+Load runs in 2 processes (the machine has 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from bench_latency import latencies, run_markers  # type: ignore[import-not-found]
+from benchlib import (  # type: ignore[import-not-found]
+    REPO,
+    BenchDatabase,
+    Server,
+    Window,
+    Writer,
+    clean_up_on_signals,
+    log,
+    make_token,
+    parse_prometheus,
+    percentile,
+    print_table,
+    raise_nofile,
+)
+from loadgen import MARKER_BASE, SocketFleet  # type: ignore[import-not-found]
+
+sys.path.insert(0, str(REPO))
+
+from tests.binlog_server import PrivateMariaDB, install_template
+
+VMS, ACTIVE = 50, 20
+VIEWERS = 100
+# (label, environment, marker pacing in seconds: markers every 0.25-0.75 of it)
+MODES = {
+    "poll 1 s": ({"PUSHSVC_POLLER_INTERVAL": "1.0"}, 1.0),
+    "poll 250 ms": ({"PUSHSVC_POLLER_INTERVAL": "0.25"}, 0.25),
+    "binlog": ({"PUSHSVC_POLLER_SOURCE": "binlog", "PUSHSVC_POLLER_INTERVAL": "10.0"}, 0.25),
+}
+
+
+def load() -> float:
+    return os.getloadavg()[0]
+
+
+def change_source(server: Server) -> dict[str, str]:
+    with urllib.request.urlopen(server.base_url + "/readyz", timeout=5) as response:
+        state: dict[str, str] = json.loads(response.read())["change_source"]
+    return state
+
+
+def wait_for_source(server: Server, env: dict[str, str]) -> None:
+    """Until the service uses the configured source (binlog: the stream is up; it polls meanwhile)."""
+    wanted = "binlog" if env.get("PUSHSVC_POLLER_SOURCE") == "binlog" else "poll"
+    deadline = time.monotonic() + 30
+    while (state := change_source(server))["active"] != wanted:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the service did not start using {wanted}: {state}")
+        time.sleep(0.1)  # another process: nothing to await
+
+
+def server_read_times(server: Server) -> str:
+    """Where the service's time goes per change (BENCH_DEBUG): its read-diff-publish histograms."""
+    with urllib.request.urlopen(server.base_url + "/metrics", timeout=5) as response:
+        values = parse_prometheus(response.read().decode())
+    parts = []
+    for name in ("pushsvc_targeted_read_duration_seconds", "pushsvc_poll_duration_seconds"):
+        count = values.get(f"{name}_count", 0.0)
+        if count:
+            buckets = sorted(
+                (float(key.split('le="')[1].rstrip('"}')), value)
+                for key, value in values.items()
+                if key.startswith(f"{name}_bucket") and "+Inf" not in key
+            )
+            p50 = next((le for le, seen in buckets if seen >= count / 2), float("inf"))
+            p99 = next((le for le, seen in buckets if seen >= count * 0.99), float("inf"))
+            mean = 1000 * values[f"{name}_sum"] / count
+            parts.append(f"{name}: {count:.0f}, mean {mean:.1f} ms, p50 <= {p50 * 1000:g} ms, p99 <= {p99 * 1000:g} ms")
+    return "; ".join(parts)
+
+
+def latency_rows(
+    db: BenchDatabase, marker_job: str, sockets: list[int], duration: float, token: str, modes: list[str]
+) -> list[list[Any]]:
+    rows = []
+    first = MARKER_BASE
+    for label in modes:
+        env, pacing = MODES[label]
+        with Server(env=env, database_url=db.svc_url) as server:
+            wait_for_source(server, env)
+            fleets: list[SocketFleet] = []
+            opened = 0
+            try:
+                for count in sockets:
+                    log(f"{label}: opening {count - opened} more sockets (to {count})")
+                    fleet = SocketFleet(
+                        2,
+                        count - opened,
+                        host="127.0.0.1",
+                        port=server.port,
+                        token=token,
+                        topics=lambda i: ("vm-contexts",),
+                        track_markers=True,
+                    )
+                    fleet.__enter__()
+                    fleets.append(fleet)
+                    opened += fleet.opened
+                    time.sleep(2)
+                    for f in fleets:
+                        f.reset()
+                    load_before = load()
+                    with Window(server) as window:
+                        markers = run_markers(db, marker_job, pacing, duration, first)
+                        time.sleep(pacing + 1.0)
+                    first += 100_000
+                    pairs, slowest, _, missing = latencies(markers, [a for f in fleets for a in f.markers()])
+                    if os.environ.get("BENCH_DEBUG"):
+                        log(f"server: {server_read_times(server)}")
+                    closed = sum(f.stats()["closed"] for f in fleets)
+                    row = [
+                        label,
+                        f"{opened:,}",
+                        len(markers),
+                        len(pairs),
+                        1000 * percentile(pairs, 50),
+                        1000 * percentile(pairs, 95),
+                        1000 * percentile(pairs, 99),
+                        1000 * percentile(slowest, 50),
+                        1000 * percentile(slowest, 99),
+                        1000 * max(slowest, default=float("nan")),
+                        missing,
+                        window.cpu_percent,
+                        closed,
+                        f"{load_before:.1f} / {load():.1f}",
+                    ]
+                    log(f"result: {row}")
+                    rows.append(row)
+            finally:
+                for fleet in fleets:
+                    fleet.__exit__(None, None, None)
+    return rows
+
+
+def statement_rows(db: BenchDatabase, jobs: list[str], measure: float, token: str, modes: list[str]) -> list[list[Any]]:
+    rows = []
+    for label in [mode for mode in modes if mode != "poll 250 ms"]:
+        env = MODES[label][0]
+        with Server(env=env, database_url=db.svc_url) as server:
+            wait_for_source(server, env)
+            fleet = SocketFleet(
+                2,
+                VIEWERS,
+                host="127.0.0.1",
+                port=server.port,
+                token=token,
+                topics=lambda i: ("vm-contexts", f"vm-context/bench-vm-{i % VMS:03d}"),
+            )
+            with fleet:
+                for state in ("idle", "writing, spread", "writing, bursts"):
+                    writer = None if state == "idle" else Writer(db, jobs, period=2.0, burst=state.endswith("bursts"))
+                    if writer is not None:
+                        writer.__enter__()
+                    try:
+                        time.sleep(3)
+                        fleet.reset()
+                        load_before = load()
+                        targeted = server.metrics().get("pushsvc_targeted_reads_total", 0.0)
+                        with Window(server, db, writer) as window:
+                            time.sleep(measure)
+                        messages = fleet.stats()["messages"]
+                        targeted = server.metrics().get("pushsvc_targeted_reads_total", 0.0) - targeted
+                    finally:
+                        if writer is not None:
+                            writer.__exit__(None, None, None)
+                    row = [
+                        label,
+                        state,
+                        window.rate(window.statements("wr")),
+                        window.rate(window.statements("svc")),
+                        window.rate(window.user_delta("svc", "SELECT_COMMANDS")),
+                        window.rate(window.user_delta("svc", "ROWS_READ")),
+                        1000 * window.rate(window.user_delta("svc", "CPU_TIME")),
+                        window.rate(messages) / VIEWERS,
+                        window.cpu_percent,
+                        window.rate(targeted),
+                        f"{load_before:.1f} / {load():.1f}",
+                    ]
+                    log(f"result: {row}")
+                    rows.append(row)
+    return rows
+
+
+def run(
+    sockets: list[int], duration: float, measure: float, modes: list[str], parts: list[str], background: bool = True
+) -> None:
+    clean_up_on_signals()
+    raise_nofile()
+    token = make_token()
+    with tempfile.TemporaryDirectory(prefix="pushsvc-bench-binlog-") as tmp:
+        template = install_template(Path(tmp) / "template")
+        mariadb = PrivateMariaDB(Path(tmp) / "server", template, server_id=91)
+        mariadb.start()
+        try:
+            with BenchDatabase(server_url=mariadb.url, replication=True) as db:
+                jobs = db.populate(VMS, ACTIVE)
+                latency, statements = [], []
+                if "latency" in parts:
+                    # The 19 other jobs' progress writes, unless --no-background (the markers alone).
+                    with Writer(db, jobs[1:], period=2.0) if background else contextlib.nullcontext():
+                        latency = latency_rows(db, jobs[0], sockets, duration, token, modes)
+                if "statements" in parts:
+                    statements = statement_rows(db, jobs, measure, token, modes)
+        finally:
+            mariadb.stop()
+    print_table(
+        "Change-to-client latency: poll 1 s, poll 250 ms, binlog (dashboard topic, 50 VMs, 19 jobs progressing)",
+        [
+            "source",
+            "sockets",
+            "markers",
+            "samples",
+            "each socket p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "last socket p50 ms",
+            "last socket p99 ms",
+            "max ms",
+            "missing",
+            "service CPU %",
+            "sockets closed",
+            "load avg before / after",
+        ],
+        latency,
+        ["Target for binlog: each-socket p99 <= 50 ms at 1,000 sockets, <= 100 ms at 5,000."],
+    )
+    print_table(
+        f"Database statements per second by login: poll 1 s vs binlog ({VIEWERS} viewers, dashboard + one detail each)",
+        [
+            "source",
+            "appliance",
+            "writer stmts/s",
+            "service stmts/s",
+            "of which SELECT/s",
+            "rows read/s",
+            "DB CPU ms/s",
+            "messages/s per viewer",
+            "service CPU %",
+            "targeted reads/s",
+            "load avg before / after",
+        ],
+        statements,
+        [
+            f"Window {measure:.0f} s. Service statements: the service login's SELECT+UPDATE+OTHER commands in "
+            "USER_STATISTICS (transaction control and the binlog connection included); rows read and DB CPU: "
+            "that login's ROWS_READ and CPU_TIME. The writer rewrites each of 20 jobs every 2 s, one autocommit "
+            "UPDATE each, spread evenly or as one burst of 20 back to back."
+        ],
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sockets", default="1000,5000")
+    parser.add_argument("--duration", type=float, default=12.0, help="seconds of markers per latency row")
+    parser.add_argument("--measure", type=float, default=15.0, help="seconds per statements row")
+    parser.add_argument("--modes", default=",".join(MODES), help="a subset of: " + ", ".join(MODES))
+    parser.add_argument("--parts", default="latency,statements")
+    parser.add_argument(
+        "--no-background", action="store_true", help="latency with the markers alone (no other job progressing)"
+    )
+    args = parser.parse_args()
+    modes = args.modes.split(",")
+    unknown = set(modes) - MODES.keys()
+    if unknown:
+        parser.error(f"unknown modes: {', '.join(sorted(unknown))}")
+    sockets = [int(s) for s in args.sockets.split(",")]
+    run(sockets, args.duration, args.measure, modes, args.parts.split(","), not args.no_background)
+
+
+if __name__ == "__main__":
+    main()
