@@ -70,7 +70,8 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     builder = DocumentBuilder(zone)
     # The live path, one way: store -> poller -> broker -> hub -> session -> socket.
     broker = LocalBroker(epoch=f"{int(time.time()):x}-{secrets.token_hex(4)}")
-    hub = Hub(broker, history_size=config.websocket.history_size)
+    limits = config.websocket
+    hub = Hub(broker, limits.history_size, limits.history_bytes, limits.history_total_bytes)
     poller = Poller(store, builder, broker, config.poller, metrics)
     metrics.subscriptions.set_function(lambda: hub.subscription_count)
     metrics.topics.set_function(lambda: len(hub.topics))

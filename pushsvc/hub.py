@@ -8,20 +8,21 @@ most once per ``seq`` and only when a session's writer actually needs one.
 A topic exists while it has subscribers; the hub tells the broker
 (``watch``/``unwatch``), which is how the poller learns what to read. Until
 the topic's first document arrives it is *pending*: its subscribers wait for
-the snapshot. The database status is a retained control message: the hub
-keeps the latest one that is not ``ok`` and sends it to sessions as they
-register.
+the snapshot. Each topic's recent deltas are kept for resume in a
+:class:`~pushsvc.history.History`, bounded in bytes. The database status is a
+retained control message: the hub keeps the latest one that is not ``ok``
+and sends it to sessions as they register.
 """
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from . import protocol
 from .broker import Broker, Publication
+from .history import History
 from .protocol import DatabaseStatus, RequestId, with_request_id
 
 PENDING: Any = object()
@@ -43,10 +44,7 @@ class Subscriber(Protocol):
 class Topic:
     name: str
     seq: int = 0
-    base_seq: int = 0
     document: Any = PENDING
-    # (seq, encoded delta), oldest first, at most history_size of them.
-    history: collections.deque[tuple[int, bytes]] = field(default_factory=collections.deque)
     subscribers: set[Subscriber] = field(default_factory=set)
     waiting: list[tuple[Subscriber, RequestId | None]] = field(default_factory=list)
     _snapshot: bytes | None = None
@@ -57,9 +55,16 @@ class Topic:
 
 
 class Hub:
-    def __init__(self, broker: Broker, history_size: int) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        history_size: int,
+        history_bytes: int = 1 << 20,
+        history_total_bytes: int = 16 << 20,
+    ) -> None:
         self.broker = broker
-        self.history_size = history_size
+        # The deltas kept for resume, bounded per topic (count and bytes) and overall (bytes).
+        self.history = History(history_size, history_bytes, history_total_bytes)
         self.topics: dict[str, Topic] = {}
         self.sessions: set[Subscriber] = set()
         self.subscription_count = 0
@@ -99,23 +104,18 @@ class Hub:
             if created:
                 self.broker.watch(name)  # may deliver the first document at once
             return
-        replay = self._replay(topic, since)
+        replay = self._replay(name, since)
         if replay:
             for data in replay:
                 session.offer(name, with_request_id(data, request_id))
         else:
             session.offer_snapshot(name, request_id)
 
-    def _replay(self, topic: Topic, since: tuple[str, int] | None) -> list[bytes]:
+    def _replay(self, name: str, since: tuple[str, int] | None) -> list[bytes]:
         """The deltas after ``since`` when the history still holds all of them, else []."""
         if since is None or since[0] != self.epoch:
             return []
-        after = since[1]
-        if not topic.base_seq <= after < topic.seq:
-            return []
-        if not topic.history or topic.history[0][0] > after + 1:
-            return []
-        return [data for seq, data in topic.history if seq > after]
+        return self.history.after(name, since[1]) or []
 
     def unsubscribe(self, session: Subscriber, name: str) -> bool:
         topic = self.topics.get(name)
@@ -127,6 +127,7 @@ class Hub:
         self.subscription_count -= 1
         if not topic.subscribers:
             del self.topics[name]
+            self.history.drop(name)
             self.broker.unwatch(name)
         return True
 
@@ -154,9 +155,9 @@ class Hub:
     def _materialise(self, topic: Topic, publication: Publication) -> None:
         """Waiting subscribers (all of them, on a reset) get snapshots at the new seq."""
         reset = topic.materialised
-        topic.seq = topic.base_seq = publication.seq
+        topic.seq = publication.seq
         topic.document = publication.document
-        topic.history.clear()
+        self.history.drop(topic.name)
         topic._snapshot = None
         waiting, topic.waiting = topic.waiting, []
         if reset:
@@ -170,9 +171,7 @@ class Hub:
         topic.document = publication.document
         topic._snapshot = None
         data = protocol.delta(topic.name, self.epoch, topic.seq, publication.patch)
-        topic.history.append((topic.seq, data))
-        if len(topic.history) > self.history_size:
-            topic.history.popleft()
+        self.history.append(topic.name, topic.seq, data)
         name = topic.name
         for session in topic.subscribers:
             session.offer(name, data)
