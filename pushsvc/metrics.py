@@ -13,7 +13,7 @@ class Metrics:
         self.registry = registry = CollectorRegistry(auto_describe=True)
         self.ticks = Counter("pushsvc_poll_ticks", "Poll ticks that read the database", registry=registry)
         self.poll_errors = Counter(
-            "pushsvc_poll_errors", "Poll ticks that failed (database unavailable)", registry=registry
+            "pushsvc_poll_errors", "Poll ticks that failed (database unavailable, or any error)", registry=registry
         )
         self.poll_queries = Counter(
             "pushsvc_poll_queries", "Statements the poller sent to the database", registry=registry
