@@ -12,7 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from .keys import request_id_key
+from .keys import public_view_key, request_id_key
 from .logsafe import REDACTED, printable, redact_tokens
 
 # Query keys whose value is a credential whatever its shape (compared lower-cased).
@@ -47,12 +47,18 @@ def request_target(request: web.BaseRequest) -> str:
 
 
 class AccessLogger(AbstractAccessLogger):
-    """``remote "METHOD target" status bytes time [request id]``."""
+    """``client "METHOD target" status bytes time [request id]``.
+
+    The client is the one a trusted proxy named (``proxy.py``), else the
+    socket's peer (also for a request too malformed to reach the app).
+    """
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        view = request.get(public_view_key)
+        remote = view.remote if view is not None else request.remote
         self.logger.info(
             '%s "%s %s" %s %s %.1fms [request %s]',
-            printable(request.remote or "-", 64),
+            printable(remote or "-", 64),
             printable(request.method, 32),
             request_target(request),
             response.status,

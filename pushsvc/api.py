@@ -18,7 +18,7 @@ import orjson
 from aiohttp import web
 
 from .errors import error_response, json_response, not_found, retrieve_failed
-from .keys import builder_key, config_key, metrics_key, poller_key, read_outage_key, store_key
+from .keys import broker_key, builder_key, config_key, hub_key, metrics_key, poller_key, read_outage_key, store_key
 from .logsafe import printable
 from .reads import read_detail_document, read_list_document
 from .store import StoreUnavailable
@@ -154,20 +154,30 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: the database answers, holds the appliance's schema, and the poller is not stuck on an error.
 
-    ``{"status", "database", "schema", "poller"}``: 200 when all are "ok", else 503.
+    ``{"status", "database", "schema", "poller"}``: 200 when all are "ok", else 503; plus the broker's
+    ``broker``, ``role`` and ``epoch``. A cluster follower does not ask the database (it sends it no
+    statements at all): it reports the leader's view, the retained database status. ``broker: degraded``
+    (Redis unreachable, serving alone) is still ready.
     """
     store = request.app[store_key]
     poller = request.app[poller_key]
+    broker = request.app[broker_key]
+    described = broker.describe()
+    if not broker.reads_database:
+        database_ok = request.app[hub_key].status_frame() is None
+        body = {"status": "ok" if database_ok else "unavailable", "database": "ok" if database_ok else "unavailable"}
+        return json_response({**body, **described}, status=200 if database_ok else 503)
     try:
         async with asyncio.timeout(request.app[config_key].database.query_timeout):
             has_schema = await store.has_schema()
     except (StoreUnavailable, TimeoutError):
-        return json_response({"status": "unavailable", "database": "unavailable"}, status=503)
+        return json_response({"status": "unavailable", "database": "unavailable", **described}, status=503)
     body = {
         "status": "ok",
         "database": "ok",
         "schema": "ok" if has_schema else "missing",
         "poller": "ok" if poller.last_error is None else "error",
+        **described,
     }
     if not has_schema or poller.last_error is not None:
         body["status"] = "unavailable"

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import api, ws
+from . import api, apidocs, ws
 from .accesslog import AccessLogger
 from .auth import TokenVerifier
-from .broker import LocalBroker
+from .broker import Broker, LocalBroker
 from .config import Config, default_database_url
 from .documents import DocumentBuilder
 from .errors import error_response
@@ -35,14 +35,17 @@ from .keys import (
     read_outage_key,
     sockets_key,
     store_key,
+    trusted_proxies_key,
     verifier_key,
     zone_key,
 )
 from .metrics import Metrics
-from .middleware import auth_middleware, error_middleware
+from .middleware import auth_middleware, error_middleware, proxy_middleware
 from .outage import OutageLog
 from .poller import Poller
 from .protocol import GOING_AWAY
+from .proxy import TrustedProxies
+from .session import Session
 from .store import Store, open_store
 from .tasks import cancel_and_wait
 from .timefmt import resolve_zone
@@ -60,7 +63,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def create_app(config: Config, *, store: Store | None = None, run_poller: bool = True) -> web.Application:
     """The service. ``run_poller=False`` leaves ticking to the caller (``poll_once``), for tests."""
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[error_middleware, proxy_middleware, auth_middleware],
         client_max_size=64 * 1024,
         handler_args={"access_log_class": AccessLogger, "keepalive_timeout": config.server.keepalive_timeout},
     )
@@ -69,7 +72,7 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     store = store or open_store(config.database, default_database_url())
     builder = DocumentBuilder(zone)
     # The live path, one way: store -> poller -> broker -> hub -> session -> socket.
-    broker = LocalBroker(epoch=f"{int(time.time()):x}-{secrets.token_hex(4)}")
+    broker = _broker(config, metrics)
     limits = config.websocket
     hub = Hub(broker, limits.history_size, limits.history_bytes, limits.history_total_bytes)
     poller = Poller(store, builder, broker, config.poller, metrics)
@@ -87,17 +90,21 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     app[poller_key] = poller
     app[sockets_key] = set()
     app[read_outage_key] = OutageLog(api.log, "REST database reads")
+    app[trusted_proxies_key] = TrustedProxies(config.server.trusted_proxies)
 
     app.cleanup_ctx.append(store_context)
     app.cleanup_ctx.append(broker_context)
     if run_poller:
         app.cleanup_ctx.append(poller_context)
     app.on_shutdown.append(close_sockets)
+    app.on_cleanup.append(close_verifier)
     app.on_response_prepare.append(add_security_headers)
 
     app.router.add_get("/api/v1/vm-contexts", api.list_vm_contexts)
     app.router.add_get("/api/v1/vm-contexts/{vm_name}", api.get_vm_context)
     app.router.add_get("/api/v1/ws", ws.websocket_handler)
+    app.router.add_get("/api/v1/openapi.json", apidocs.openapi_handler())
+    app.router.add_get("/api/v1/asyncapi.json", apidocs.asyncapi_handler())
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/readyz", api.readyz)
     app.router.add_get("/metrics", api.metrics)
@@ -106,6 +113,20 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
         app.router.add_get("/", _index(static_dir / "index.html"))
         app.router.add_static("/static/", static_dir, append_version=False)
     return app
+
+
+def _broker(config: Config, metrics: Metrics) -> Broker:
+    """In process by default; with ``broker.url``, the Redis cluster (imported only then)."""
+    if not config.broker.url:
+        return LocalBroker(epoch=f"{int(time.time()):x}-{secrets.token_hex(4)}")
+    from .cluster.broker import RedisBroker
+
+    return RedisBroker(
+        config.broker,
+        history_size=config.websocket.history_size,
+        interval=config.poller.interval,
+        metrics=metrics,
+    )
 
 
 def _index(path: Path) -> Handler:
@@ -141,9 +162,15 @@ async def poller_context(app: web.Application) -> AsyncIterator[None]:
     await cancel_and_wait(task)  # logs a poller that had failed or would not stop
 
 
+async def close_verifier(app: web.Application) -> None:
+    """The JWKS client's HTTP session, if any."""
+    await app[verifier_key].close()
+
+
 async def close_sockets(app: web.Application) -> None:
     """Shutdown: every socket gets 1001 before the poller and the store stop."""
-    sessions = list(app[sockets_key])
+    open_sessions: set[Session] = app[sockets_key]
+    sessions = list(open_sessions)
     for session in sessions:
         session.close(GOING_AWAY)
     await asyncio.gather(*(session.closed() for session in sessions), return_exceptions=True)

@@ -4,12 +4,16 @@ The algorithm is pinned by configuration: a token signed with any other
 algorithm (``none`` included) is refused, ``exp`` is required, and issuer and
 audience are checked when configured. HMAC secrets come from ``auth.secret``,
 else ``auth.secret_file``, else a random secret generated once into the data
-directory (mode 0600) so that ``run.py token`` and the server agree.
+directory (mode 0600) so that ``run.py token`` and the server agree. Public
+keys come from ``auth.public_key_file`` or, for tokens issued by the
+operator's identity provider, from its JWKS endpoint (``auth.jwks_url``,
+``jwks.py``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import secrets
 from dataclasses import dataclass
@@ -18,12 +22,18 @@ from pathlib import Path
 import jwt
 
 from .config import AuthConfig, ConfigError, data_dir
+from .jwks import JwksKeys, KeyNotFound
+from .outage import OutageLog
+
+log = logging.getLogger(__name__)
 
 # RFC 7518 3.2: an HMAC key at least as long as the hash output.
 MIN_SECRET_LENGTH = {"HS256": 32, "HS384": 48, "HS512": 64}
 # Token times a datetime can hold: 1970-01-01 to 9999-12-31T23:59:59Z.
 MAX_TIMESTAMP = 253_402_300_799
 TIME_CLAIMS = ("exp", "nbf", "iat")
+# A key id is a short name; a longer one is not worth a lookup (or a log line).
+MAX_KID_LENGTH = 256
 
 
 class TokenError(Exception):
@@ -65,25 +75,70 @@ def _read_key(key: str, path: str) -> str:
 
 
 class TokenVerifier:
+    """Verifies bearer tokens against the configured key: a secret, a PEM public key, or a JWKS endpoint.
+
+    ``verify`` is a coroutine because a JWKS key may have to be fetched (an
+    unknown ``kid`` after a rotation); with a static key it never awaits.
+    """
+
     def __init__(self, config: AuthConfig) -> None:
         self._config = config
-        if config.algorithm.startswith("HS"):
+        self._jwks: JwksKeys | None = None
+        self._key: str = ""
+        if config.jwks_url:
+            self._jwks = JwksKeys(
+                config.jwks_url,
+                timeout=config.jwks_timeout,
+                max_age=config.jwks_max_age,
+                min_refetch_interval=config.jwks_min_refetch_interval,
+            )
+        elif config.algorithm.startswith("HS"):
             self._key = load_secret(config)
         else:
             self._key = _read_key("public_key_file", config.public_key_file)
+        self._refusals = OutageLog(log, "tokens refused for want of a signing key", remind_every=60.0)
 
-    def verify(self, token: str) -> Claims:
+    async def verify(self, token: str) -> Claims:
         """The token's claims, or TokenError for any problem with it (never another exception).
 
         Every time claim present must be a number within ``MAX_TIMESTAMP``: a
         validly signed ``exp`` of 1e30 passes PyJWT's checks, and turning it
         into a datetime would fail outside any handler's error path.
         """
+        key: str | jwt.PyJWK = self._key
+        if self._jwks is not None:
+            key = await self._jwks_key(token)
+        return self._decode(token, key)
+
+    async def close(self) -> None:
+        if self._jwks is not None:
+            await self._jwks.close()
+
+    async def _jwks_key(self, token: str) -> jwt.PyJWK:
+        assert self._jwks is not None
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise TokenError(type(exc).__name__) from None
+        kid = header.get("kid")
+        if kid is not None and (not isinstance(kid, str) or len(kid) > MAX_KID_LENGTH):
+            raise TokenError("bad kid")
+        try:
+            key = await self._jwks.key(kid)
+        except KeyNotFound as exc:
+            # Logged (once per run, then counted): an operator must see why tokens fail
+            # when the identity provider is unreachable or rotated to a key we cannot fetch.
+            self._refusals.failed(str(exc))
+            raise TokenError("no signing key") from None
+        self._refusals.succeeded()
+        return key
+
+    def _decode(self, token: str, key: str | jwt.PyJWK) -> Claims:
         config = self._config
         try:
             claims = jwt.decode(
                 token,
-                self._key,
+                key,
                 algorithms=[config.algorithm],
                 issuer=config.issuer or None,
                 audience=config.audience or None,

@@ -54,6 +54,12 @@ class Publication:
     document: Any
     patch: Any = None
     snapshot: bool = False
+    # The delta frame when the broker already has it encoded (a cluster leader's, read from Redis), so
+    # the consumer fans out those bytes instead of encoding the patch again.
+    frame: bytes | None = None
+    # With a snapshot: the topic's recent (seq, delta frame)s up to ``seq``, oldest first, so a consumer
+    # that only now starts holding the topic can still answer a ``since`` with a replay.
+    history: tuple[tuple[int, bytes], ...] = ()
 
 
 class Consumer(Protocol):
@@ -79,6 +85,15 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Stop delivering and release connections."""
+
+    def describe(self) -> dict[str, Any]:
+        """What /readyz shows about the broker."""
+        return {"broker": "in-process"}
+
+    @property
+    def reads_database(self) -> bool:
+        """Whether this process's change source reads the database (a cluster follower's does not)."""
+        return True
 
     # -- interest (the hub's side) ----------------------------------------------
 

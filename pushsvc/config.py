@@ -20,9 +20,16 @@ from typing import Any
 
 import yaml
 
+from .proxy import TrustedProxies
+
 ENV_PREFIX = "PUSHSVC_"
 SUPPORTED_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
-SECRET_KEYS = {"auth.secret", "database.url"}  # values never shown in an error (a URL may hold a password)
+SECRET_KEYS = {
+    "auth.secret",
+    "database.url",
+    "broker.url",
+}  # values never shown in an error (a URL may hold a password)
+BROKER_SCHEMES = ("redis", "rediss")
 
 
 class ConfigError(Exception):
@@ -38,6 +45,7 @@ class ServerConfig:
     access_log: bool = True
     log_level: str = "INFO"
     static_dir: str = ""
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,10 @@ class AuthConfig:
     issuer: str = ""
     audience: str = ""
     leeway: float = 10.0
+    jwks_url: str = ""
+    jwks_timeout: float = 3.0
+    jwks_max_age: float = 300.0
+    jwks_min_refetch_interval: float = 30.0
 
 
 CHANGE_SOURCES = ("poll", "binlog")
@@ -92,6 +104,16 @@ class WebSocketConfig:
 
 
 @dataclass(frozen=True)
+class BrokerConfig:
+    """Clustering. An empty ``url`` keeps the in-process broker (one instance, the default)."""
+
+    # redis://[:password@]host:port/db or rediss:// (TLS); may hold a password, so it is kept out of repr().
+    url: str = field(default="", repr=False)
+    namespace: str = "pushsvc"  # prefix of every Redis key and channel: two clusters can share one Redis
+    lease_ttl: float = 3.0  # seconds a dead leader keeps the lease; failover takes at most this plus one interval
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     require_auth: bool = False
 
@@ -104,6 +126,7 @@ class Config:
     poller: PollerConfig = field(default_factory=PollerConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
 
     def replace(self, section: str, **values: Any) -> Config:
         """A copy with some keys of one section changed (tests, --demo)."""
@@ -122,7 +145,7 @@ def default_database_url() -> str:
     return f"sqlite://{data_dir() / 'pushsvc.db'}"
 
 
-def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Read the YAML file (if any), apply environment overrides, validate."""
     environ = os.environ if environ is None else environ
     raw: dict[str, Any] = {}
@@ -207,7 +230,7 @@ def build_config(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
             raise ConfigError(f"{name}: unknown section (expected one of {', '.join(sorted(known_sections))})")
     for section_field in dataclasses.fields(Config):
         name = section_field.name
-        section_cls = section_field.default_factory  # type: ignore[misc]
+        section_cls: Any = section_field.default_factory  # each section's dataclass is its own default factory
         given = raw.get(name) or {}
         if not isinstance(given, dict):
             raise ConfigError(f"{name}: must be a mapping")
@@ -282,6 +305,10 @@ def validate(config: Config) -> None:
     _positive("server.keepalive_timeout", server.keepalive_timeout)
     if server.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"server.log_level: must be DEBUG, INFO, WARNING or ERROR, got {server.log_level!r}")
+    try:
+        TrustedProxies(server.trusted_proxies)
+    except ValueError as exc:
+        raise ConfigError(f"server.trusted_proxies: {exc}") from None
     if db.url:
         parse_database_url(db.url)
     if db.timezone:
@@ -294,8 +321,17 @@ def validate(config: Config) -> None:
     _positive("database.query_timeout", db.query_timeout)
     if auth.algorithm not in SUPPORTED_ALGORITHMS:
         raise ConfigError(f"auth.algorithm: must be one of {', '.join(SUPPORTED_ALGORITHMS)}, got {auth.algorithm!r}")
-    if not auth.algorithm.startswith("HS") and not auth.public_key_file:
-        raise ConfigError(f"auth.public_key_file: required for {auth.algorithm}")
+    if auth.jwks_url:
+        if auth.algorithm.startswith("HS"):
+            raise ConfigError(
+                f"auth.algorithm: {auth.algorithm} cannot be used with auth.jwks_url (use RS256 or ES256)"
+            )
+        if urllib.parse.urlsplit(auth.jwks_url).scheme not in ("http", "https"):
+            raise ConfigError("auth.jwks_url: must be an http:// or https:// URL")
+        for key in ("jwks_timeout", "jwks_max_age", "jwks_min_refetch_interval"):
+            _positive(f"auth.{key}", getattr(auth, key))
+    elif not auth.algorithm.startswith("HS") and not auth.public_key_file:
+        raise ConfigError(f"auth.public_key_file: required for {auth.algorithm} (or set auth.jwks_url)")
     if auth.leeway < 0:
         raise ConfigError("auth.leeway: must not be negative")
     if poller.interval < 0.1:
@@ -317,12 +353,43 @@ def validate(config: Config) -> None:
         "history_total_bytes",
     ):
         _positive(f"websocket.{key}", getattr(ws, key))
+    _validate_broker(config.broker)
     for origin in ws.allowed_origins:
         parsed = urllib.parse.urlsplit(origin)
         if origin != "*" and (
             parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path not in ("", "/")
         ):
             raise ConfigError(f"websocket.allowed_origins: {origin!r} is not an origin like https://host:port")
+
+
+def _validate_broker(broker: BrokerConfig) -> None:
+    if broker.url:
+        parsed = urllib.parse.urlsplit(broker.url)
+        try:
+            parsed.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ConfigError(f"broker.url: invalid port in {redact_url(broker.url)}") from None
+        if parsed.scheme not in BROKER_SCHEMES or not parsed.hostname:
+            shown = redact_url(broker.url)
+            raise ConfigError(f"broker.url: expected redis://host:port/db or rediss://..., got {shown}")
+        database = parsed.path.lstrip("/")
+        if database and not database.isdigit():
+            raise ConfigError(f"broker.url: the database must be a number, got {redact_url(broker.url)}")
+    if not broker.namespace or not all(ch.isalnum() or ch in "_-.:" for ch in broker.namespace):
+        raise ConfigError(f"broker.namespace: letters, digits and _-.: only, got {broker.namespace!r}")
+    # The lease is renewed every min(poller.interval, lease_ttl / 3), whatever the interval.
+    if broker.lease_ttl < 0.5:
+        raise ConfigError(f"broker.lease_ttl: must be at least 0.5 seconds, got {broker.lease_ttl}")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for logs and messages)."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.password is None:
+        return url
+    user = parsed.username or ""
+    host = parsed.netloc.rsplit("@", 1)[1]
+    return urllib.parse.urlunsplit(parsed._replace(netloc=f"{user}:***@{host}"))
 
 
 def _positive(key: str, value: float) -> None:

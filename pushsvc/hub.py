@@ -46,7 +46,8 @@ class Topic:
     seq: int = 0
     document: Any = PENDING
     subscribers: set[Subscriber] = field(default_factory=set)
-    waiting: list[tuple[Subscriber, RequestId | None]] = field(default_factory=list)
+    # Subscribers waiting for the first document, with their request id and ``since``.
+    waiting: list[tuple[Subscriber, RequestId | None, tuple[str, int] | None]] = field(default_factory=list)
     _snapshot: bytes | None = None
 
     @property
@@ -100,16 +101,22 @@ class Hub:
             topic.subscribers.add(session)
             self.subscription_count += 1
         if not topic.materialised:
-            topic.waiting.append((session, request_id))
+            topic.waiting.append((session, request_id, since))
             if created:
                 self.broker.watch(name)  # may deliver the first document at once
             return
-        replay = self._replay(name, since)
+        self._answer(topic, session, since, request_id)
+
+    def _answer(
+        self, topic: Topic, session: Subscriber, since: tuple[str, int] | None, request_id: RequestId | None
+    ) -> None:
+        """A new subscriber's first answer: the missed deltas when the history has them all, else a snapshot."""
+        replay = self._replay(topic.name, since)
         if replay:
             for data in replay:
-                session.offer(name, with_request_id(data, request_id))
+                session.offer(topic.name, with_request_id(data, request_id))
         else:
-            session.offer_snapshot(name, request_id)
+            session.offer_snapshot(topic.name, request_id)
 
     def _replay(self, name: str, since: tuple[str, int] | None) -> list[bytes]:
         """The deltas after ``since`` when the history still holds all of them, else []."""
@@ -123,7 +130,7 @@ class Hub:
             return False
         session.topics.discard(name)
         topic.subscribers.discard(session)
-        topic.waiting = [(s, rid) for s, rid in topic.waiting if s is not session]
+        topic.waiting = [entry for entry in topic.waiting if entry[0] is not session]
         self.subscription_count -= 1
         if not topic.subscribers:
             del self.topics[name]
@@ -153,24 +160,31 @@ class Hub:
             self._fan_out(topic, publication)
 
     def _materialise(self, topic: Topic, publication: Publication) -> None:
-        """Waiting subscribers (all of them, on a reset) get snapshots at the new seq."""
+        """Waiting subscribers get their first answer (all subscribers get snapshots on a reset).
+
+        A publication that brings history (a cluster broker's) lets a waiting ``since`` replay.
+        """
         reset = topic.materialised
         topic.seq = publication.seq
         topic.document = publication.document
         self.history.drop(topic.name)
+        for seq, data in publication.history:  # oldest first; the history's bounds keep the newest
+            self.history.append(topic.name, seq, data)
         topic._snapshot = None
         waiting, topic.waiting = topic.waiting, []
         if reset:
-            waiting = [(session, None) for session in topic.subscribers]
-        for session, request_id in waiting:
+            for session in topic.subscribers:
+                session.offer_snapshot(topic.name, None)
+            return
+        for session, request_id, since in waiting:
             if topic.name in session.topics:
-                session.offer_snapshot(topic.name, request_id)
+                self._answer(topic, session, since, request_id)
 
     def _fan_out(self, topic: Topic, publication: Publication) -> None:
         topic.seq = publication.seq
         topic.document = publication.document
         topic._snapshot = None
-        data = protocol.delta(topic.name, self.epoch, topic.seq, publication.patch)
+        data = publication.frame or protocol.delta(topic.name, self.epoch, topic.seq, publication.patch)
         self.history.append(topic.name, topic.seq, data)
         name = topic.name
         for session in topic.subscribers:
@@ -181,6 +195,10 @@ class Hub:
         data = protocol.status(status)
         self._status = None if status.ok else data
         self.broadcast(data)
+
+    def status_frame(self) -> bytes | None:
+        """The retained ``status`` frame while the database is not ok, else None."""
+        return self._status
 
     def broadcast(self, data: bytes, sessions: Iterable[Subscriber] | None = None) -> None:
         """Send one encoded control message to every registered session."""

@@ -14,6 +14,7 @@ from .hub import Hub
 from .metrics import Metrics
 from .outage import OutageLog
 from .poller import Poller
+from .proxy import PublicView, TrustedProxies
 from .session import Session
 from .store import Store
 
@@ -28,5 +29,7 @@ hub_key = web.AppKey("hub", Hub)
 poller_key = web.AppKey("poller", Poller)
 sockets_key = web.AppKey("sockets", set[Session])
 read_outage_key = web.AppKey("read_outage", OutageLog)
+trusted_proxies_key = web.AppKey("trusted_proxies", TrustedProxies)
 request_id_key = web.RequestKey("request_id", str)
 claims_key = web.RequestKey("claims", Claims)
+public_view_key = web.RequestKey("public_view", PublicView)

@@ -1,4 +1,5 @@
-"""The request pipeline: a request id and the seed's 500 body for every request, then the bearer check.
+"""The request pipeline: a request id and the seed's 500 body for every request, the request's public view,
+then the bearer check.
 
 ``error_middleware`` runs first: whatever fails below it is logged once, with
 the request id and never a header, and answered with the seed's 500 body.
@@ -16,8 +17,17 @@ from aiohttp import web
 
 from .auth import TokenError
 from .errors import error_response, retrieve_failed, unauthorized
-from .keys import claims_key, config_key, metrics_key, request_id_key, verifier_key
+from .keys import (
+    claims_key,
+    config_key,
+    metrics_key,
+    public_view_key,
+    request_id_key,
+    trusted_proxies_key,
+    verifier_key,
+)
 from .logsafe import printable, safe_request_id
+from .proxy import HEADERS, PublicView, resolve
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +75,21 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 @web.middleware
+async def proxy_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Computes the request's public view once (``proxy.py``): the access log, the WebSocket Origin check
+    and the GUI's Content-Security-Policy read it from ``public_view_key``."""
+    request[public_view_key] = public_view(request)
+    return await handler(request)
+
+
+def public_view(request: web.Request) -> PublicView:
+    """The client's address and the public scheme and host: what a trusted proxy says, else the socket's."""
+    trusted = request.app[trusted_proxies_key]
+    headers = {name: ", ".join(request.headers.getall(name)) for name in HEADERS if trusted and name in request.headers}
+    return resolve(request.remote, request.scheme, request.host, headers, trusted)
+
+
+@web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bearer JWT on the REST endpoints, and on ``/metrics`` when ``metrics.require_auth`` (the WebSocket
     authenticates itself)."""
@@ -78,7 +103,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if scheme.lower() != "bearer" or not token.strip():
             return unauthorized()
         try:
-            request[claims_key] = request.app[verifier_key].verify(token.strip())
+            request[claims_key] = await request.app[verifier_key].verify(token.strip())
         except TokenError:
             return unauthorized()
     return await handler(request)

@@ -29,7 +29,7 @@ import time
 from typing import Any
 
 from . import protocol
-from .broker import Broker
+from .broker import Broker, Publication
 from .config import PollerConfig
 from .documents import DocumentBuilder
 from .metrics import Metrics
@@ -60,6 +60,8 @@ class Poller:
         self._tick_done = asyncio.Condition()
         # Dashboard: the raw row and the built entry of each VM, as last published.
         self._dashboard_rows: dict[str, ContextWithJob] = {}
+        # The dashboard publication those caches reflect (another one means someone else published).
+        self._dashboard_base: Publication | None = None
         self._dashboard_entries: dict[str, dict[str, Any]] = {}
         # Detail topics: the raw rows behind each published document.
         self._detail_rows: dict[str, tuple[ContextWithJob | None, Children | None]] = {}
@@ -142,9 +144,13 @@ class Poller:
 
     def _update_dashboard(self, rows: list[ContextWithJob]) -> None:
         builder = self.builder
-        fresh = self.broker.last(DASHBOARD_TOPIC) is None
-        if fresh:
+        base = self.broker.last(DASHBOARD_TOPIC)
+        fresh = base is None
+        if base is None:
             self._dashboard_rows, self._dashboard_entries = {}, {}
+        elif base is not self._dashboard_base:
+            # Someone else published the last document (a cluster leader before us): diff against it.
+            self._dashboard_rows, self._dashboard_entries = {}, dict(base.document["vm_contexts"])
         old_rows, entries = self._dashboard_rows, self._dashboard_entries
         new_rows: dict[str, ContextWithJob] = {}
         patch: dict[str, Any] = {}
@@ -157,14 +163,14 @@ class Poller:
             if old_row == row:  # tuple equality, in C: most rows do not change between ticks
                 continue
             entry = build_dashboard_entry(builder, row)
-            if old_row is None:
+            if name not in entries:
                 patch[name] = entry
             else:
                 change = diff(entries[name], entry)
                 if change is not NO_CHANGE:
                     patch[name] = change
             entries[name] = entry
-        for name in old_rows.keys() - new_rows.keys():
+        for name in entries.keys() - new_rows.keys():
             del entries[name]
             patch[name] = None
         self._dashboard_rows = new_rows
@@ -174,6 +180,7 @@ class Poller:
         elif patch:
             self.broker.publish_delta(DASHBOARD_TOPIC, {"vm_contexts": patch}, document)
             self.metrics.published.inc()
+        self._dashboard_base = self.broker.last(DASHBOARD_TOPIC)
 
     def _update_detail(self, topic: str, row: ContextWithJob | None, children: Children | None) -> None:
         previous = self.broker.last(topic)

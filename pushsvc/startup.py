@@ -13,8 +13,7 @@ import logging
 
 from aiohttp import web
 
-from .app import default_database_url
-from .config import parse_database_url
+from .config import default_database_url, parse_database_url
 from .keys import config_key, store_key
 from .store import StoreUnavailable
 

@@ -16,7 +16,6 @@ import collections
 import datetime as dt
 import logging
 import time
-import urllib.parse
 from typing import Any
 
 import orjson
@@ -25,7 +24,7 @@ from aiohttp import WSMessage, WSMsgType, web
 from . import protocol
 from .auth import Claims, TokenError
 from .errors import error_response
-from .keys import config_key, hub_key, metrics_key, sockets_key, verifier_key
+from .keys import config_key, hub_key, metrics_key, public_view_key, sockets_key, verifier_key
 from .protocol import (
     INTERNAL_ERROR,
     PROTOCOL_ERROR,
@@ -36,6 +35,7 @@ from .protocol import (
     is_valid_topic,
     parse_since,
 )
+from .proxy import is_public_origin
 from .session import Session
 from .wsconn import WebSocket
 
@@ -52,7 +52,7 @@ def _rfc3339(moment: dt.datetime | None) -> str | None:
 
 
 def origin_allowed(request: web.Request, allowed: tuple[str, ...]) -> bool:
-    """No Origin (non-browser client), the service's own origin, or one on the allow-list."""
+    """No Origin (non-browser client), the service's own public origin (``proxy.py``), or one on the allow-list."""
     origin = request.headers.get("Origin")
     if origin is None:
         return True
@@ -61,8 +61,7 @@ def origin_allowed(request: web.Request, allowed: tuple[str, ...]) -> bool:
     normalized = origin.rstrip("/").lower()
     if normalized in (entry.rstrip("/").lower() for entry in allowed):
         return True
-    parsed = urllib.parse.urlsplit(normalized)
-    return parsed.scheme in ("http", "https") and parsed.netloc == (request.host or "").lower()
+    return is_public_origin(normalized, request[public_view_key])
 
 
 class RateLimiter:
@@ -104,12 +103,12 @@ class Connection:
         self.error_times: collections.deque[float] = collections.deque()
         self.welcomed = False
 
-    def authenticate(self, token: Any, request_id: Any = None) -> bool:
+    async def authenticate(self, token: Any, request_id: Any = None) -> bool:
         """Verify ``token``; on success send ``welcome`` and arm the expiry timer."""
         if not isinstance(token, str) or not token:
             return False
         try:
-            claims: Claims = self.verifier.verify(token)
+            claims: Claims = await self.verifier.verify(token)
         except TokenError:
             return False
         self.session.send(
@@ -143,7 +142,7 @@ class Connection:
         if len(self.error_times) >= self.config.max_errors:
             self.session.close(protocol.TOO_MANY_ERRORS)
 
-    def handle_text(self, text: str) -> None:
+    async def handle_text(self, text: str) -> None:
         request_id = None
         try:
             allowed = self.limiter.allow()
@@ -159,14 +158,14 @@ class Connection:
                 request_id = message["id"]
             if not allowed:
                 raise ProtocolError(ErrorCode.RATE_LIMITED, f"more than {self.config.rate_limit:g} messages per second")
-            self.dispatch(message, request_id)
+            await self.dispatch(message, request_id)
         except ProtocolError as exc:
             self.report(exc.code, exc.message, request_id)
         except Exception:  # a bug of ours: say so, keep the socket, log once
             log.exception("error handling a client message on session %s", self.session.id)
             self.session.send(protocol.error(ErrorCode.INTERNAL, "internal error", request_id))
 
-    def dispatch(self, message: dict[str, Any], request_id: Any) -> None:
+    async def dispatch(self, message: dict[str, Any], request_id: Any) -> None:
         kind = message.get("type")
         if kind == "ping":
             self.session.send(protocol.pong(request_id))
@@ -190,7 +189,7 @@ class Connection:
             self.session.forget(topic)
             self.session.send(protocol.unsubscribed(topic, request_id))
         elif kind == "auth":
-            if not self.authenticate(message.get("token"), request_id):
+            if not await self.authenticate(message.get("token"), request_id):
                 self.reject()
         elif isinstance(kind, str):
             raise ProtocolError(ErrorCode.BAD_REQUEST, f"unknown message type: {kind[:100]}")
@@ -225,7 +224,7 @@ class Connection:
         if not isinstance(message, dict) or message.get("type") != "auth":
             return False
         request_id = message.get("id") if is_request_id(message.get("id")) else None
-        return self.authenticate(message.get("token"), request_id)
+        return await self.authenticate(message.get("token"), request_id)
 
     async def run(self, auth_deadline: float) -> None:
         if not self.welcomed and not await self.await_auth(auth_deadline):
@@ -235,7 +234,7 @@ class Connection:
         while True:
             msg = await self.receive()
             if msg.type == WSMsgType.TEXT:
-                self.handle_text(msg.data)
+                await self.handle_text(msg.data)
             elif msg.type == WSMsgType.BINARY:
                 self.report(ErrorCode.BAD_REQUEST, "binary frames are not supported; send JSON text")
             else:
@@ -283,7 +282,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     try:
         if header:
             scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not connection.authenticate(token.strip()):
+            if scheme.lower() != "bearer" or not await connection.authenticate(token.strip()):
                 connection.reject()
                 await connection.drain_until_closed()
                 return ws

@@ -52,6 +52,8 @@ def as_root_args() -> tuple[str, ...]:
 def install_template(directory: Path) -> Path:
     """System tables in ``directory/datadir``, to be copied for each server."""
     datadir = directory / "datadir"
+    tmpdir = directory / "tmp"
+    tmpdir.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
         [
             find_binary("mariadb-install-db"),
@@ -65,6 +67,8 @@ def install_template(directory: Path) -> Path:
         capture_output=True,
         text=True,
         timeout=120,
+        # The bootstrap server, too, must never clean the shared /tmp (see PrivateMariaDB's --tmpdir).
+        env={**os.environ, "TMPDIR": str(tmpdir)},
     )
     if done.returncode != 0:
         raise RuntimeError(f"mariadb-install-db failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -107,11 +111,17 @@ class PrivateMariaDB:
 
     def command(self) -> list[str]:
         binlog = [f"--log-bin={self.datadir / 'binlog'}", "--binlog-format=ROW"] if self.log_bin else []
+        tmpdir = self.directory / "tmp"
+        tmpdir.mkdir(exist_ok=True)
         return [
             find_binary("mariadbd"),
             "--no-defaults",
             *as_root_args(),
             f"--datadir={self.datadir}",
+            # Never the default /tmp: at start-up mariadbd deletes every "#sql*" file in its tmpdir,
+            # which are the shared server's on-disk temporary tables while it runs a query (it then
+            # fails the query, or crashes in free_tmp_table).
+            f"--tmpdir={tmpdir}",
             f"--socket={self.socket}",
             f"--pid-file={self.directory / 'mariadbd.pid'}",
             f"--log-error={self.error_log}",

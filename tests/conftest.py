@@ -2,6 +2,11 @@
 
 MariaDB comes from PUSHSVC_TEST_MYSQL (default mysql://root@127.0.0.1:3306);
 each test creates its own database ``pushsvc_test_<random>`` and drops it.
+
+Every client that ``aiohttp_client`` makes checks its traffic against the API
+contracts (tests/contracts/checker.py): REST responses against the OpenAPI
+document, WebSocket frames both ways against the AsyncAPI document. A test
+that saw a violation fails, and the session ends with the counts.
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ from pushsvc.config import Config, parse_database_url
 from pushsvc.demo.seed import load_seed
 from pushsvc.store import open_store
 
+from .contracts.checker import ContractChecker
 from .dbproxy import DatabaseProxy
 from .helpers import make_config, make_token
 
 MYSQL_SERVER = os.environ.get("PUSHSVC_TEST_MYSQL", "mysql://root@127.0.0.1:3306")
+CONTRACTS = pytest.StashKey[ContractChecker]()
+CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 
 
 def _server() -> dict:
@@ -185,3 +193,56 @@ async def binlog_store(binlog_server):
     yield store, url
     await store.close()
     binlog_server.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+# -- API contracts on every test's traffic -------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def contracts(pytestconfig) -> ContractChecker:
+    """The contract checker shared by the whole session (its counts are summed at the end)."""
+    if CONTRACTS not in pytestconfig.stash:
+        pytestconfig.stash[CONTRACTS] = ContractChecker.active = ContractChecker.load()
+    return pytestconfig.stash[CONTRACTS]
+
+
+@pytest.fixture
+def aiohttp_client_cls(contracts):
+    """pytest-aiohttp's hook for the client class: ours validates all traffic against the contracts."""
+    return contracts.client_class
+
+
+@pytest.fixture(autouse=True)
+def contract_violations_fail_the_test(request, contracts):
+    """A violation the test caught and swallowed still fails it (one it raised has failed it already)."""
+    seen = len(contracts.violations)
+    yield
+    new = contracts.violations[seen:]
+    report = request.node.stash.get(CALL_REPORT, None)
+    if new and (report is None or report.passed):
+        pytest.fail("traffic outside the API contract:\n  " + "\n  ".join(new), pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_REPORT] = report
+    return report
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A violation no test answered for (a browser frame seen after its test ended) fails the run."""
+    checker = session.config.stash.get(CONTRACTS, None)
+    if checker is not None and checker.violations and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    checker = config.stash.get(CONTRACTS, None)
+    if checker is not None:
+        terminalreporter.write_sep("-", "API contract checks")
+        for line in checker.summary():
+            terminalreporter.write_line(line)
+        for violation in checker.violations[:20]:
+            terminalreporter.write_line(f"  {violation}")

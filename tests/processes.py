@@ -11,9 +11,12 @@ import socket
 import subprocess
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from .contracts.checker import ContractChecker
 
 REPO = Path(__file__).resolve().parent.parent
 LISTENING = "pushsvc listening on "
@@ -105,10 +108,12 @@ class ServerProcess:
 
 
 def http_get(url: str, token: str | None = None, timeout: float = 10) -> tuple[int, bytes]:
-    """GET ``url``; the status and the body (error statuses too)."""
+    """GET ``url``; the status and the body (error statuses too), checked against the API contract."""
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read()
+            status, headers, body = response.status, response.headers, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        status, headers, body = exc.code, exc.headers, exc.read()
+    ContractChecker.current().response_received("GET", urllib.parse.urlsplit(url).path, status, headers, body)
+    return status, body

@@ -1,4 +1,9 @@
-"""A protocol client for tests: keeps each topic's document from snapshot + merge patches."""
+"""A protocol client for tests: keeps each topic's document from snapshot + merge patches.
+
+Its socket comes from a checked test client (tests/conftest.py), so every frame
+it sends or receives is validated against the AsyncAPI document; a negative
+test that sends something outside the contract on purpose uses ``send_unchecked``.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ class ProtocolError(AssertionError):
 
 class LiveClient:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        assert hasattr(ws, "send_unchecked"), "use a socket from a contract-checked client (tests/conftest.py)"
         self.ws = ws
         self.docs: dict[str, Any] = {}
         self.seqs: dict[str, int] = {}
@@ -46,6 +52,10 @@ class LiveClient:
         elif message.get("type") == "unsubscribe":
             self.subscribed.discard(message["topic"])
         await self.ws.send_str(orjson.dumps(message).decode())
+
+    async def send_unchecked(self, message: dict | str | bytes) -> None:
+        """Send a frame that breaks the contract on purpose (a message, raw text, or a binary frame)."""
+        await self.ws.send_unchecked(orjson.dumps(message).decode() if isinstance(message, dict) else message)
 
     async def receive(self, timeout: float = TIMEOUT) -> dict:
         """The next JSON message (applied to the documents); raises on close."""

@@ -220,8 +220,8 @@ async def load_demo(store: Store, now: dt.datetime | None = None, *, seed: int =
     now = to_ms(now or dt.datetime.now())
     rng = random.Random(seed)
     await load_seed(store)
-    job_ids = {SEED_EARLIER_JOB["id"], SEED_CURRENT_JOB["id"]}
-    written = set(SEED_CONTEXT_IDS)
+    job_ids: set[str] = {str(SEED_EARLIER_JOB["id"]), str(SEED_CURRENT_JOB["id"])}
+    written: set[str] = {str(context_id) for context_id in SEED_CONTEXT_IDS}
     async with store.transaction() as writer:
         for spec in FLEET:
             builder = _VMBuilder(spec, rng, now, job_ids)
@@ -247,7 +247,7 @@ class _VMBuilder:
         """Job plans, oldest first: type, bytes, outcome and times."""
         spec, rng = self.spec, self.rng
         kinds = ["initial"] + ["incremental"] * max(0, spec.completed - 1) if spec.completed else []
-        plans = [{"type": kind, "outcome": "completed"} for kind in kinds]
+        plans: list[dict[str, Any]] = [{"type": kind, "outcome": "completed"} for kind in kinds]
         if spec.current in ("initial", "incremental", "setup", "failed"):
             if spec.current in ("initial", "incremental"):
                 kind = spec.current
@@ -259,7 +259,7 @@ class _VMBuilder:
             plan["total"] = self.used if plan["type"] == "initial" else changed
             plan["setup"] = rng.uniform(20, 60)
         # Lay the jobs out backwards from now.
-        anchor = self.now
+        anchor: dt.datetime = self.now
         for index in range(len(plans) - 1, -1, -1):
             plan = plans[index]
             if plan["outcome"] == "active":

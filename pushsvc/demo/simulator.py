@@ -101,7 +101,7 @@ class _Job:
 
     @property
     def status(self) -> str:
-        return self.progress[0]
+        return str(self.progress[0])
 
 
 @dataclass
@@ -459,7 +459,8 @@ class Simulator:
     def _idle_deadline(self, vm: _VM) -> dt.datetime:
         deadline = self._idle_until.get(vm.context_id)
         if deadline is None:
-            since = max(vm.last_status_change or self._started, self._started)
+            started = self._started if self._started is not None else to_ms(self.clock())
+            since = max(vm.last_status_change or started, started)
             deadline = since + dt.timedelta(seconds=self.rng.uniform(*self.idle_seconds))
             self._idle_until[vm.context_id] = deadline
         return deadline

@@ -23,7 +23,7 @@ class Reader(abc.ABC):
     """Statements inside one consistent read (or one write transaction)."""
 
     @abc.abstractmethod
-    async def fetch_all(self, sql: str, args: Args = ()) -> list[tuple]:
+    async def fetch_all(self, sql: str, args: Args = ()) -> list[tuple[Any, ...]]:
         """Run a SELECT and return every row."""
 
 

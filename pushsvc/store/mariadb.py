@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from importlib import resources
+from typing import Any
 
 import aiomysql
 import pymysql
@@ -40,7 +41,7 @@ class _Connection(Writer):
             await cursor.execute(sql, tuple(args) or None)
         return cursor
 
-    async def fetch_all(self, sql: str, args: Args = ()) -> list[tuple]:
+    async def fetch_all(self, sql: str, args: Args = ()) -> list[tuple[Any, ...]]:
         cursor = await self._run(sql, args)
         rows = await cursor.fetchall()
         await cursor.close()
@@ -48,13 +49,13 @@ class _Connection(Writer):
 
     async def execute(self, sql: str, args: Args = ()) -> int:
         cursor = await self._run(sql, args)
-        count = cursor.rowcount
+        count: int = cursor.rowcount
         await cursor.close()
         return count
 
     async def insert(self, sql: str, args: Args = ()) -> int:
         cursor = await self._run(sql, args)
-        new_id = cursor.lastrowid
+        new_id: int = cursor.lastrowid
         await cursor.close()
         return new_id
 

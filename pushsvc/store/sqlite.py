@@ -13,6 +13,7 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator
 from importlib import resources
+from typing import Any
 
 import aiosqlite
 
@@ -30,10 +31,10 @@ class _Connection(Writer):
         self._store = store
         self._conn = conn
 
-    async def fetch_all(self, sql: str, args: Args = ()) -> list[tuple]:
+    async def fetch_all(self, sql: str, args: Args = ()) -> list[tuple[Any, ...]]:
         self._store.statements += 1
         async with self._conn.execute(_translate(sql), tuple(args)) as cursor:
-            return list(await cursor.fetchall())
+            return [tuple(row) for row in await cursor.fetchall()]
 
     async def execute(self, sql: str, args: Args = ()) -> int:
         self._store.statements += 1
@@ -43,6 +44,8 @@ class _Connection(Writer):
     async def insert(self, sql: str, args: Args = ()) -> int:
         self._store.statements += 1
         async with self._conn.execute(_translate(sql), tuple(args)) as cursor:
+            if cursor.lastrowid is None:
+                raise RuntimeError("INSERT gave no row id")
             return cursor.lastrowid
 
 

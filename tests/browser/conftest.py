@@ -17,11 +17,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, WebSocket, async_playwright, expect
 
 from pushsvc.app import create_app
 from pushsvc.config import Config
 
+from ..contracts.checker import ContractChecker
 from ..helpers import make_config
 
 CHROMIUM = os.environ.get("PUSHSVC_CHROMIUM", "/usr/bin/chromium")
@@ -157,8 +158,12 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-async def new_page(browser) -> AsyncIterator[Callable[..., Awaitable[Page]]]:
-    """``await new_page(viewport=..., color_scheme=...)``: a page in a context of its own."""
+async def new_page(browser, contracts) -> AsyncIterator[Callable[..., Awaitable[Page]]]:
+    """``await new_page(viewport=..., color_scheme=...)``: a page in a context of its own.
+
+    Every WebSocket frame the GUI sends or receives is validated against the
+    AsyncAPI document (tests/contracts/checker.py); a violation fails the test.
+    """
     contexts = []
     errors: list[str] = []
 
@@ -173,12 +178,18 @@ async def new_page(browser) -> AsyncIterator[Callable[..., Awaitable[Page]]]:
         contexts.append(context)
         page = await context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("websocket", lambda socket: check_frames(socket, contracts))
         return page
 
     yield make
     for context in contexts:
         await context.close()
     assert not errors, f"uncaught JavaScript errors: {errors}"
+
+
+def check_frames(socket: WebSocket, contracts: ContractChecker) -> None:
+    socket.on("framesent", lambda payload: contracts.frame_seen(payload, from_server=False))
+    socket.on("framereceived", lambda payload: contracts.frame_seen(payload, from_server=True))
 
 
 @pytest.fixture

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Page, expect
-from pushsvc.fixtures import SEED_CONTEXT, SEED_CURRENT_JOB, SEED_TIMEZONE, for_engine, insert_row, to_db
 
 from pushsvc.config import Config
+from pushsvc.demo.seed import SEED_CONTEXT, SEED_CURRENT_JOB, SEED_TIMEZONE
 from pushsvc.store import Store
+from pushsvc.store.writes import for_engine, insert_row, to_db
 
 from ..helpers import make_token
 from .conftest import TIMEOUT_MS, LiveServer, browser_config, execute, expect_state, sign_in

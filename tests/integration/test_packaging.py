@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from pushsvc.contracts import ASYNCAPI, OPENAPI, load_document
+
 from ..processes import REPO, TOKEN_LINE, ServerProcess, clean_env, free_port, http_get
 
 # What a build reads (pushsvc/_static and pushsvc/_config.yaml are symlinks into
@@ -109,3 +111,8 @@ def test_wheel_install_ships_the_gui_and_the_default_config(installed, tmp_path)
         status, body = http_get(f"{base}/api/v1/vm-contexts", token)
         assert status == 200 and json.loads(body)["count"] == 12
         assert http_get(f"{base}/api/v1/vm-contexts")[0] == 401
+
+        # The API contracts ship in the wheel too (pushsvc/contracts/*.yaml as package data).
+        for path, name in (("openapi.json", OPENAPI), ("asyncapi.json", ASYNCAPI)):
+            status, body = http_get(f"{base}/api/v1/{path}")
+            assert status == 200 and json.loads(body) == load_document(name), path

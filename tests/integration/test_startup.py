@@ -12,6 +12,7 @@ import jwt
 import pytest
 
 from ..conftest import MYSQL_SERVER, _server
+from ..contracts.checker import ContractChecker
 from ..serverprocess import SECRET, ServerProcess, environment, free_port, run_to_end
 
 
@@ -91,7 +92,7 @@ async def test_start_up_and_shutdown_say_what_happens(tmp_path):
     try:
         await server.listening()
         base = f"http://127.0.0.1:{server.port}"
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(**ContractChecker.current().session_options()) as session:
             async with session.get(f"{base}/readyz") as response:
                 assert response.status == 200
                 assert (await response.json())["schema"] == "ok"
@@ -121,7 +122,7 @@ async def test_an_unreachable_database_is_named_without_its_password(tmp_path):
     server = await ServerProcess.start("--database", url, env=environment(tmp_path))
     try:
         await server.listening()
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(**ContractChecker.current().session_options()) as session:
             async with session.get(f"http://127.0.0.1:{server.port}/readyz") as response:
                 assert response.status == 503
         assert await server.stop(signal.SIGINT) == 0

@@ -309,7 +309,7 @@ async def test_seq_is_continuous(watched, seeded):
     assert live.seqs == {"vm-contexts": 20, PGTEST1: 20}
 
 
-async def test_queries_per_tick_do_not_depend_on_clients(manual_app, seeded, token):
+async def test_queries_per_tick_do_not_depend_on_clients(manual_app, seeded, token, contracts):
     app, client = manual_app
     poller, store = app[poller_key], app[store_key]
 
@@ -324,7 +324,7 @@ async def test_queries_per_tick_do_not_depend_on_clients(manual_app, seeded, tok
         await _subscribe(app, clients[0], topic)
     one = await statements_per_tick()
     # A session of its own: the test client's pool stops at 100 connections.
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+    async with aiohttp.ClientSession(**contracts.session_options(connector=aiohttp.TCPConnector(limit=0))) as session:
         for _ in range(199):
             ws = await session.ws_connect(client.make_url("/api/v1/ws"), headers={"Authorization": f"Bearer {token}"})
             extra = LiveClient(ws)

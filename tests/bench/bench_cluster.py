@@ -1,0 +1,324 @@
+"""Cluster benchmarks: real run.py instances on a private Redis and one MariaDB database.
+
+    python tests/bench/bench_cluster.py [--only statements,latency,failover,memory] [--seconds 20]
+
+- statements: database statements per second with 1, 2 and 3 instances, each with clients
+  (counted on the wire by one proxy per instance, so the followers' count is exact);
+- latency: commit -> client latency p50/p99 on the leader and on a follower, and the extra
+  hop (the same delta's arrival on the follower minus on the leader), at 1 s and 0.25 s;
+- failover: leader SIGKILL -> next delta on a surviving instance, over 10 runs;
+- memory: Redis memory per topic (document hash + delta stream) at the default history.
+
+Everything it starts (Redis, instances, proxies, the database) is private and removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(1, str(REPO))
+
+import orjson  # noqa: E402
+
+from pushsvc.config import parse_database_url  # noqa: E402
+from pushsvc.store import open_store  # noqa: E402
+from tests.conftest import create_database, drop_database  # noqa: E402
+from tests.dbproxy import DatabaseProxy  # noqa: E402
+from tests.helpers import make_config, make_token  # noqa: E402
+from tests.instances import Cluster  # noqa: E402
+from tests.integration.test_convergence import Appliance  # noqa: E402
+from tests.redisserver import RedisServer  # noqa: E402
+from tests.wsclient import LiveClient  # noqa: E402
+
+VMS = 40
+ACTIVE = 20
+WRITE_PAUSE = float(__import__("os").environ.get("BENCH_WRITE_PAUSE", "0.01"))  # latency: seconds between writes
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+class Bench:
+    def __init__(self) -> None:
+        self.url = create_database()
+        self.server = parse_database_url(self.url)
+        self.redis = RedisServer()
+        self.redis.start()
+        self.token = make_token()
+        self.clusters: list[Cluster] = []
+        self.proxies: list[DatabaseProxy] = []
+
+    async def setup(self) -> None:
+        self.store = open_store(make_config(self.url).database)
+        await self.store.create_schema()
+        self.appliance = Appliance(self.store, random.Random(7))
+        async with self.store.transaction() as writer:
+            for _ in range(VMS):
+                await self.appliance.create_vm(writer)
+            for vm in list(self.appliance.vms.values())[:ACTIVE]:
+                await self.appliance.start_job(writer, vm)
+        self.active = [vm for vm in self.appliance.vms.values() if vm.current_job]
+        for _ in range(3):
+            proxy = DatabaseProxy(self.server.host, self.server.port)
+            await proxy.start()
+            self.proxies.append(proxy)
+
+    async def cluster(self, count: int, interval: float, lease_ttl: float = 0.0, namespace: str = "b") -> Cluster:
+        lease_ttl = lease_ttl or 1.0
+        name = self.url.rsplit("/", 1)[1]
+        auth = self.url.split("//", 1)[1].split("@", 1)[0]
+        urls = [f"mysql://{auth}@127.0.0.1:{proxy.port}/{name}" for proxy in self.proxies[:count]]
+        cluster = Cluster(
+            urls,
+            self.redis.url,
+            PUSHSVC_POLLER_INTERVAL=str(interval),
+            PUSHSVC_BROKER_LEASE_TTL=str(lease_ttl),
+            PUSHSVC_BROKER_NAMESPACE=f"{namespace}{len(self.clusters)}",
+            PUSHSVC_SERVER_LOG_LEVEL="WARNING",
+        )
+        self.clusters.append(cluster)
+        await cluster.start(lambda body: body.get("broker") == "ready")
+        await cluster.leader()
+        return cluster
+
+    async def progress_writes(self, pause: float, stamps: dict[int, float] | None = None) -> None:
+        """Job progress rewrites, one every ``pause`` s; ``stamps`` maps each marker value to its commit time."""
+        marker = int(time.time() * 1000) * 1000
+        rng = random.Random(3)
+        while True:
+            vm = rng.choice(self.active)
+            marker += 1
+            async with self.store.transaction() as writer:
+                await writer.execute(
+                    "UPDATE replication_jobs SET bytes_transferred = %s, updated_at = NOW(3) WHERE id = %s",
+                    [marker, vm.current_job],
+                )
+            if stamps is not None:
+                stamps[marker] = time.perf_counter()
+            await asyncio.sleep(pause)
+
+    async def close(self) -> None:
+        for cluster in self.clusters:
+            await cluster.close()
+        for proxy in self.proxies:
+            await proxy.cut()
+        await self.store.close()
+        self.redis.close()
+        drop_database(self.url)
+
+
+async def clients_on(instance, token: str, topics: list[str], count: int) -> list[LiveClient]:
+    clients = []
+    for _ in range(count):
+        client = await LiveClient.connect(await instance.session(), token)
+        for topic in topics:
+            await client.subscribe(topic)
+        clients.append(client)
+    return clients
+
+
+async def drain(clients: list[LiveClient], stop: asyncio.Event, on_message=None) -> None:
+    async def one(client: LiveClient) -> None:
+        while not stop.is_set():
+            try:
+                message = await client.receive(timeout=0.5)
+            except TimeoutError:
+                continue
+            if on_message is not None:
+                on_message(client, message, time.perf_counter())
+
+    await asyncio.gather(*(one(client) for client in clients))
+
+
+async def statements(bench: Bench, seconds: float) -> None:
+    topics = ["vm-contexts"] + [f"vm-context/{vm.name}" for vm in bench.active[:3]]
+    rows = []
+    for count in (1, 2, 3):
+        cluster = await bench.cluster(count, interval=1.0)
+        clients = []
+        for instance in cluster:
+            clients += await clients_on(instance, bench.token, topics, 5)
+        stop = asyncio.Event()
+        drainer = asyncio.create_task(drain(clients, stop))
+        writer = asyncio.create_task(bench.progress_writes(0.05))
+        await asyncio.sleep(2)
+        before = [proxy.commands["query"] for proxy in bench.proxies[:count]]
+        await asyncio.sleep(seconds)
+        after = [proxy.commands["query"] for proxy in bench.proxies[:count]]
+        writer.cancel()
+        stop.set()
+        await drainer
+        per_instance = [(a - b) / seconds for a, b in zip(after, before)]
+        rows.append((count, sum(per_instance), per_instance))
+        for client in clients:
+            await client.close()
+        await cluster.close()
+    base = rows[0][1]
+    print("\n## Database statements per second (1 s interval, 5 clients x 4 topics per instance)")
+    print("| instances | statements/s (all) | per instance | vs 1 instance |")
+    print("|---|---|---|---|")
+    for count, total, per_instance in rows:
+        shown = ", ".join(f"{value:.2f}" for value in per_instance)
+        print(f"| {count} | {total:.2f} | {shown} | {total / base:.2f}x |")
+
+
+async def latency(bench: Bench, seconds: float) -> None:
+    print("\n## Change -> client latency, leader vs follower (ms)")
+    print("| interval | clients on | samples | p50 | p99 | extra hop p50 | extra hop p99 |")
+    print("|---|---|---|---|---|---|---|")
+    for interval in (1.0, 0.25):
+        await latency_at(bench, interval, seconds)
+
+
+async def latency_at(bench: Bench, interval: float, seconds: float) -> None:
+    topics = ["vm-contexts"] + [f"vm-context/{vm.name}" for vm in bench.active[:5]]
+    cluster = await bench.cluster(2, interval=interval)
+    leader = await cluster.leader()
+    follower = next(instance for instance in cluster if instance is not leader)
+    on_leader = await clients_on(leader, bench.token, topics, 1)
+    on_follower = await clients_on(follower, bench.token, topics, 1)
+    stamps: dict[int, float] = {}
+    arrivals: dict[str, dict[tuple[str, int], float]] = {"leader": {}, "follower": {}}
+    latencies: dict[str, list[float]] = {"leader": [], "follower": []}
+
+    def record(client, message, now, *, side: str) -> None:
+        if message.get("type") != "delta":
+            return
+        arrivals[side][(message["topic"], message["seq"])] = now
+        if message["topic"] != "vm-contexts":
+            return
+        for entry in message["patch"]["vm_contexts"].values():
+            marker = ((entry or {}).get("current_job") or {}).get("bytes_transferred")
+            if marker in stamps:
+                latencies[side].append((now - stamps[marker]) * 1000)
+
+    stop = asyncio.Event()
+    drainers = [
+        asyncio.create_task(drain(on_leader, stop, lambda c, m, t: record(c, m, t, side="leader"))),
+        asyncio.create_task(drain(on_follower, stop, lambda c, m, t: record(c, m, t, side="follower"))),
+    ]
+    writer = asyncio.create_task(bench.progress_writes(0.01, stamps))
+    await asyncio.sleep(seconds)
+    writer.cancel()
+    await asyncio.sleep(interval + 0.5)
+    stop.set()
+    await asyncio.gather(*drainers)
+    hops = [
+        (arrivals["follower"][key] - at) * 1000 for key, at in arrivals["leader"].items() if key in arrivals["follower"]
+    ]
+    by_kind: dict[str, list[float]] = {}
+    for key, at in arrivals["leader"].items():
+        if key in arrivals["follower"]:
+            by_kind.setdefault(key[0].split("/")[0], []).append((arrivals["follower"][key] - at) * 1000)
+    hop_notes = "; ".join(f"{kind} p50 {pct(v, 50):.2f} p99 {pct(v, 99):.2f} ({len(v)})" for kind, v in by_kind.items())
+    for side in ("leader", "follower"):
+        values = latencies[side]
+        hop = f"{pct(hops, 50):.2f} | {pct(hops, 99):.2f}" if side == "follower" else "- | -"
+        print(f"| {interval} s | {side} | {len(values)} | {pct(values, 50):.1f} | {pct(values, 99):.1f} | {hop} |")
+    print(f"|  | (extra hop over {len(hops)} deltas: {hop_notes}) | | | | | |")
+    for client in on_leader + on_follower:
+        await client.close()
+    await cluster.close()
+
+
+async def failover(bench: Bench, runs: int) -> None:
+    cluster = await bench.cluster(3, interval=0.25, lease_ttl=1.0)
+    times, takeovers = [], []
+    for _ in range(runs):
+        leader = await cluster.leader()
+        survivor = next(instance for instance in cluster if instance is not leader and instance.running)
+        (client,) = await clients_on(survivor, bench.token, ["vm-contexts"], 1)
+        writer = asyncio.create_task(bench.progress_writes(0.02))
+        await client.expect("delta")
+        await client.expect("delta")
+        seq = client.seqs["vm-contexts"]
+        killed = time.perf_counter()
+        leader.kill()
+        while client.seqs["vm-contexts"] == seq or client.log[-1]["type"] != "delta":
+            await client.receive(timeout=15)
+        times.append(time.perf_counter() - killed)
+        assert "snapshot" not in [m["type"] for m in client.log[2:]]
+        new_leader = await cluster.leader()
+        takeovers.append(new_leader.name)
+        writer.cancel()
+        await client.close()
+        leader.start()
+        await leader.wait_ready(lambda body: body.get("broker") == "ready")
+    print("\n## Failover: leader SIGKILL -> next delta on a surviving instance (lease_ttl 1.0 s, interval 0.25 s)")
+    print(f"runs {runs}: median {statistics.median(times):.2f} s, min {min(times):.2f} s, max {max(times):.2f} s")
+    print("each: " + ", ".join(f"{value:.2f}" for value in times))
+    await cluster.close()
+
+
+async def memory(bench: Bench) -> None:
+    """Memory of each topic's keys after a full history of realistic deltas (256 at the default)."""
+    cluster = await bench.cluster(1, interval=0.1, namespace="mem")
+    topics = ["vm-contexts", f"vm-context/{bench.active[0].name}"]
+    (client,) = await clients_on(cluster[0], bench.token, topics, 1)
+    stop = asyncio.Event()
+    drainer = asyncio.create_task(drain([client], stop))
+    writer = asyncio.create_task(bench.progress_writes(0.005))
+    redis = bench.redis.client()
+    namespace = cluster[0].env["PUSHSVC_BROKER_NAMESPACE"]
+    while min(redis.xlen(f"{namespace}:log:{topic}") for topic in topics) < 256:
+        await asyncio.sleep(0.5)
+        if redis.xlen(f"{namespace}:log:vm-contexts") >= 256:
+            # The detail topic changes only when its own VM is written; steer the writer there.
+            bench.active = [bench.active[0]]
+    writer.cancel()
+    stop.set()
+    await drainer
+    print(f"\n## Redis memory per topic ({VMS} VMs, {ACTIVE} replicating; history 256 deltas)")
+    print("| topic | document (hash) | stream (256 deltas) | total | document bytes |")
+    print("|---|---|---|---|---|")
+    for topic in topics:
+        doc = redis.memory_usage(f"{namespace}:doc:{topic}", samples=0)
+        stream = redis.memory_usage(f"{namespace}:log:{topic}", samples=0)
+        size = len(redis.hget(f"{namespace}:doc:{topic}", "doc"))
+        print(
+            f"| {topic.split('/')[0]} | {doc / 1024:.1f} KiB | {stream / 1024:.1f} KiB | {(doc + stream) / 1024:.1f} KiB | {size} |"
+        )
+    info = redis.info("memory")
+    print(f"used_memory {info['used_memory'] / 2**20:.1f} MiB with these topics (and an otherwise empty Redis)")
+    redis.close()
+    await client.close()
+    await cluster.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", default="statements,latency,failover,memory")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+    bench = Bench()
+    try:
+        await bench.setup()
+        for name in args.only.split(","):
+            if name == "statements":
+                await statements(bench, args.seconds)
+            elif name == "latency":
+                await latency(bench, args.seconds)
+            elif name == "failover":
+                await failover(bench, args.runs)
+            elif name == "memory":
+                await memory(bench)
+    finally:
+        with contextlib.suppress(Exception):
+            await bench.close()
+
+
+if __name__ == "__main__":
+    _ = orjson  # the clients decode with it
+    asyncio.run(main())
