@@ -215,6 +215,9 @@ class Connection:
                 msg = await self.receive()
         except TimeoutError:
             return False
+        if msg.type == WSMsgType.CLOSE:
+            self.session.close(protocol.CLIENT_CLOSED)  # a client leaving is answered as such
+            return False
         if msg.type != WSMsgType.TEXT:
             return False
         try:
@@ -227,26 +230,25 @@ class Connection:
         return await self.authenticate(message.get("token"), request_id)
 
     async def run(self, auth_deadline: float) -> None:
+        """Read and handle messages until the socket closes, or until we decide to close it.
+
+        Once the session is closing, nothing more the client sends is handled
+        (aiohttp's close reads and drops it while it waits for the client's
+        close frame), so the close code we chose is the one the client gets.
+        """
         if not self.welcomed and not await self.await_auth(auth_deadline):
             self.reject()
-            await self.drain_until_closed()
             return
-        while True:
+        while not self.session.closing:
             msg = await self.receive()
             if msg.type == WSMsgType.TEXT:
                 await self.handle_text(msg.data)
             elif msg.type == WSMsgType.BINARY:
                 self.report(ErrorCode.BAD_REQUEST, "binary frames are not supported; send JSON text")
+            elif msg.type == WSMsgType.CLOSE:
+                self.session.close(protocol.CLIENT_CLOSED)
             else:
-                return  # closed: by the client, by us, or by aiohttp on a framing error (1002, 1007, 1009)
-
-    async def drain_until_closed(self) -> None:
-        """Let the closing handshake finish (the reader task must keep reading)."""
-        while (await self.receive()).type not in _ENDED:
-            pass
-
-
-_ENDED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
+                return  # closed: by us, or by aiohttp on a framing error (1002, 1007, 1009), or the connection went
 
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
@@ -263,6 +265,8 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         # subscribers, and sessions write ready-made uncompressed frames
         # (wsframe.text_frame) straight to the transport.
         compress=False,
+        # A client's close is answered by the session (1000), after the replies to what it sent before.
+        autoclose=False,
         autoping=False,  # the session answers pings, coalesced (see Connection.receive)
         heartbeat=None,  # the link's heartbeat instead (wsconn.Link)
         ping_interval=config.heartbeat,
@@ -284,7 +288,6 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not await connection.authenticate(token.strip()):
                 connection.reject()
-                await connection.drain_until_closed()
                 return ws
         await connection.run(auth_deadline)
     except Exception:  # a bug of ours: never an HTTP 500 into an upgraded stream
@@ -303,6 +306,7 @@ async def _release(app: web.Application, connection: Connection) -> None:
     session, ws = connection.session, connection.ws
     app[sockets_key].discard(session)
     app[hub_key].drop_session(session)
+    await session.closed()  # a close we started: the queue flushed, the close frame sent (2 s + 2 s at most)
     await session.stop()
     await ws.connection_closed()
     app[metrics_key].sockets.dec()

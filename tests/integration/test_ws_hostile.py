@@ -165,6 +165,28 @@ async def test_frame_headers_split_across_writes_are_followed(aiohttp_client, da
     assert (await ws.read_until_closed()).close_code == 1002
 
 
+# -- closes: the client's is answered after its replies; ours is the code the client gets ----------------
+
+
+async def test_a_clients_close_is_answered_after_the_replies_to_what_it_sent_before(
+    aiohttp_client, database_url, store
+):
+    _, port = await _server(aiohttp_client, database_url)
+    ws = await RawWebSocket.connect(port)
+    auth = text({"type": "auth", "token": make_token(), "id": "a"})
+    await ws.send(auth + text({"type": "ping", "id": "p"}) + rawws.close_frame(1000))
+    ending = await ws.read_until_closed()
+    assert [message.get("id") for message in ending.messages] == ["a", "p"] and ending.close_code == 1000
+
+
+async def test_once_the_server_closes_nothing_later_changes_its_code(aiohttp_client, database_url, store):
+    _, port = await _server(aiohttp_client, database_url)
+    ws = await _welcomed(port)
+    refused = text({"type": "auth", "token": "garbage"})
+    await ws.send(refused + frame(TEXT, b"\xff\xfe") + text({"type": "ping"}, mask=False))  # then 1007, 1002
+    assert (await ws.read_until_closed()).close_code == 4001
+
+
 # -- the heartbeat -------------------------------------------------------------------------------------
 
 
