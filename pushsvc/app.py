@@ -78,6 +78,7 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     poller = Poller(store, builder, broker, config.poller, metrics)
     metrics.subscriptions.set_function(lambda: hub.subscription_count)
     metrics.topics.set_function(lambda: len(hub.topics))
+    metrics.history_bytes.set_function(lambda: hub.history.bytes)
 
     app[config_key] = config
     app[zone_key] = zone

@@ -30,6 +30,9 @@ class Metrics:
         self.sockets = Gauge("pushsvc_websockets", "Open WebSocket sessions", registry=registry)
         self.subscriptions = Gauge("pushsvc_subscriptions", "Active topic subscriptions", registry=registry)
         self.topics = Gauge("pushsvc_topics", "Materialised topics", registry=registry)
+        self.history_bytes = Gauge(
+            "pushsvc_history_bytes", "Bytes of deltas kept for resume, over all topics", registry=registry
+        )
         self.published = Counter(
             "pushsvc_deltas_published", "Deltas published (one per topic per tick)", registry=registry
         )
