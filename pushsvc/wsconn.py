@@ -208,7 +208,7 @@ class WebSocket(web.WebSocketResponse):
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter:
         writer = await super().prepare(request)
         transport = request.transport
-        if self.link is None and isinstance(transport, asyncio.Transport) and not transport.is_closing():
+        if self.link is None and transport is not None and not transport.is_closing():
             # No await between the 101 going out and this: no client byte can slip past the link.
             self.link = Link(transport, transport.get_protocol(), self._ping_interval)
             transport.set_protocol(self.link)
