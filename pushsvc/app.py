@@ -77,7 +77,8 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     builder = DocumentBuilder(zone)
     # The live path, one way: store -> poller -> broker -> hub -> session -> socket.
     broker = _broker(config, metrics)
-    hub = Hub(broker, history_size=config.websocket.history_size)
+    limits = config.websocket
+    hub = Hub(broker, limits.history_size, limits.history_bytes, limits.history_total_bytes)
     poller = Poller(store, builder, broker, config.poller, metrics)
     rest_cache = RestCache(
         hub, interval=config.poller.interval, margin=config.rest.freshness_margin, ttl=config.rest.live_ttl
@@ -89,6 +90,7 @@ def create_app(config: Config, *, store: Store | None = None, run_poller: bool =
     metrics.subscriptions.set_function(lambda: hub.subscription_count - rest_cache.live_topics)
     metrics.topics.set_function(lambda: len(hub.topics))
     metrics.rest_live_topics.set_function(lambda: rest_cache.live_topics)
+    metrics.history_bytes.set_function(lambda: hub.history.bytes)
 
     app[config_key] = config
     app[zone_key] = zone

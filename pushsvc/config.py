@@ -97,8 +97,11 @@ class WebSocketConfig:
     rate_burst: int = 40
     max_errors: int = 20
     outbox_messages: int = 64
+    max_outbound_bytes: int = 1048576
     slow_close_after: float = 10.0
     history_size: int = 256
+    history_bytes: int = 1048576
+    history_total_bytes: int = 16777216
 
 
 @dataclass(frozen=True)
@@ -361,7 +364,10 @@ def validate(config: Config) -> None:
         "rate_burst",
         "max_errors",
         "outbox_messages",
+        "max_outbound_bytes",
         "history_size",
+        "history_bytes",
+        "history_total_bytes",
     ):
         _positive(f"websocket.{key}", getattr(ws, key))
     if config.rest.live_ttl < 0:

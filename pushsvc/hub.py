@@ -8,9 +8,10 @@ most once per ``seq`` and only when a session's writer actually needs one.
 A topic exists while it has subscribers; the hub tells the broker
 (``watch``/``unwatch``), which is how the poller learns what to read. Until
 the topic's first document arrives it is *pending*: its subscribers wait for
-the snapshot. The database status is a retained control message: the hub
-keeps the latest one that is not ``ok`` and sends it to sessions as they
-register.
+the snapshot. Each topic's recent deltas are kept for resume in a
+:class:`~pushsvc.history.History`, bounded in bytes. The database status is a
+retained control message: the hub keeps the latest one that is not ``ok``
+and sends it to sessions as they register.
 
 The hub also keeps the latest :class:`~pushsvc.broker.Tick` (when every
 materialised document was last confirmed against the database, and when
@@ -22,7 +23,6 @@ answers from the documents only while that confirmation is recent
 from __future__ import annotations
 
 import asyncio
-import collections
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from . import protocol
 from .broker import Broker, Publication, Tick
+from .history import History
 from .protocol import DatabaseStatus, RequestId, with_request_id
 
 PENDING: Any = object()
@@ -51,10 +52,7 @@ class Subscriber(Protocol):
 class Topic:
     name: str
     seq: int = 0
-    base_seq: int = 0
     document: Any = PENDING
-    # (seq, encoded delta), oldest first, at most history_size of them.
-    history: collections.deque[tuple[int, bytes]] = field(default_factory=collections.deque)
     subscribers: set[Subscriber] = field(default_factory=set)
     # Subscribers waiting for the first document, with their request id and ``since``.
     waiting: list[tuple[Subscriber, RequestId | None, tuple[str, int] | None]] = field(default_factory=list)
@@ -66,9 +64,16 @@ class Topic:
 
 
 class Hub:
-    def __init__(self, broker: Broker, history_size: int) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        history_size: int,
+        history_bytes: int = 1 << 20,
+        history_total_bytes: int = 16 << 20,
+    ) -> None:
         self.broker = broker
-        self.history_size = history_size
+        # The deltas kept for resume, bounded per topic (count and bytes) and overall (bytes).
+        self.history = History(history_size, history_bytes, history_total_bytes)
         self.topics: dict[str, Topic] = {}
         self.sessions: set[Subscriber] = set()
         self.subscription_count = 0
@@ -118,23 +123,18 @@ class Hub:
         self, topic: Topic, session: Subscriber, since: tuple[str, int] | None, request_id: RequestId | None
     ) -> None:
         """A new subscriber's first answer: the missed deltas when the history has them all, else a snapshot."""
-        replay = self._replay(topic, since)
+        replay = self._replay(topic.name, since)
         if replay:
             for data in replay:
                 session.offer(topic.name, with_request_id(data, request_id))
         else:
             session.offer_snapshot(topic.name, request_id)
 
-    def _replay(self, topic: Topic, since: tuple[str, int] | None) -> list[bytes]:
+    def _replay(self, name: str, since: tuple[str, int] | None) -> list[bytes]:
         """The deltas after ``since`` when the history still holds all of them, else []."""
         if since is None or since[0] != self.epoch:
             return []
-        after = since[1]
-        if not topic.base_seq <= after < topic.seq:
-            return []
-        if not topic.history or topic.history[0][0] > after + 1:
-            return []
-        return [data for seq, data in topic.history if seq > after]
+        return self.history.after(name, since[1]) or []
 
     def unsubscribe(self, session: Subscriber, name: str) -> bool:
         topic = self.topics.get(name)
@@ -146,6 +146,7 @@ class Hub:
         self.subscription_count -= 1
         if not topic.subscribers:
             del self.topics[name]
+            self.history.drop(name)
             self.broker.unwatch(name)
         return True
 
@@ -176,12 +177,11 @@ class Hub:
         A publication that brings history (a cluster broker's) lets a waiting ``since`` replay.
         """
         reset = topic.materialised
-        history = publication.history[-self.history_size :]
         topic.seq = publication.seq
-        topic.base_seq = history[0][0] - 1 if history else publication.seq
         topic.document = publication.document
-        topic.history.clear()
-        topic.history.extend(history)
+        self.history.drop(topic.name)
+        for seq, data in publication.history:  # oldest first; the history's bounds keep the newest
+            self.history.append(topic.name, seq, data)
         topic._snapshot = None
         waiting, topic.waiting = topic.waiting, []
         if reset:
@@ -197,9 +197,7 @@ class Hub:
         topic.document = publication.document
         topic._snapshot = None
         data = publication.frame or protocol.delta(topic.name, self.epoch, topic.seq, publication.patch)
-        topic.history.append((topic.seq, data))
-        if len(topic.history) > self.history_size:
-            topic.history.popleft()
+        self.history.append(topic.name, topic.seq, data)
         name = topic.name
         for session in topic.subscribers:
             session.offer(name, data)

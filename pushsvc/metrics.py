@@ -15,7 +15,7 @@ class Metrics:
         self.registry = registry = CollectorRegistry(auto_describe=True)
         self.ticks = Counter("pushsvc_poll_ticks", "Poll ticks that read the database", registry=registry)
         self.poll_errors = Counter(
-            "pushsvc_poll_errors", "Poll ticks that failed (database unavailable)", registry=registry
+            "pushsvc_poll_errors", "Poll ticks that failed (database unavailable, or any error)", registry=registry
         )
         self.poll_queries = Counter(
             "pushsvc_poll_queries", "Statements the poller sent to the database", registry=registry
@@ -40,6 +40,9 @@ class Metrics:
         )
         self.rest_from_memory = rest_answers.labels("memory")
         self.rest_from_database = rest_answers.labels("database")
+        self.history_bytes = Gauge(
+            "pushsvc_history_bytes", "Bytes of deltas kept for resume, over all topics", registry=registry
+        )
         self.published = Counter(
             "pushsvc_deltas_published", "Deltas published (one per topic per tick)", registry=registry
         )

@@ -103,9 +103,11 @@ class Poller:
                 delay = self.interval
             except StoreUnavailable as exc:
                 failures += 1
+                self.metrics.poll_errors.inc()
                 self._mark_unavailable(str(exc))
                 delay = min(self.backoff_max, self.interval * 2 ** min(failures, 16))
             except Exception as exc:  # a bug or a schema problem: log it once, keep serving, retry
+                self.metrics.poll_errors.inc()
                 if self.last_error != repr(exc):
                     log.exception("poll tick failed (repeats are not logged until a tick succeeds)")
                 self.last_error = repr(exc)
@@ -168,6 +170,7 @@ class Poller:
     async def _poll_all(self) -> None:
         watched = self.broker.watched()
         if not watched:
+            self._forget_unwatched()
             await self._finish_tick()
             return
         started = time.perf_counter()
@@ -324,11 +327,13 @@ class Poller:
             self.metrics.published.inc()
 
     def _forget_unwatched(self) -> None:
-        """Drop cached rows of detail topics nobody watches any more."""
+        """Drop the cached rows of topics nobody watches any more (all of them once the last watcher left)."""
         watched = set(self.broker.watched())
         for topic in list(self._detail_rows):
             if topic not in watched:
                 del self._detail_rows[topic]
+        if DASHBOARD_TOPIC not in watched:
+            self._dashboard_rows, self._dashboard_entries = {}, {}
 
     def _mark_unavailable(self, reason: str) -> None:
         self.last_error = reason

@@ -53,22 +53,41 @@ def detail_topic(vm_name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Close:
-    """A close code and the reason text sent with it."""
+    """A close code and the reason text sent with it (empty for the codes aiohttp sends itself)."""
 
     code: int
     reason: str
 
 
+# aiohttp answers a client's close frame itself, with 1000 and no reason.
+CLIENT_CLOSED = Close(1000, "")
 GOING_AWAY = Close(1001, "server shutting down")
+# Sent by wsconn for an unmasked client frame; aiohttp's reader sends 1002 itself
+# (without a reason) for other framing errors: a bad opcode, reserved bits, a
+# fragmented or oversized control frame, a continuation nothing started, a bad close code.
+PROTOCOL_ERROR = Close(1002, "client frames must be masked")
+# aiohttp's reader sends these two itself: a text frame that is not UTF-8, and a
+# client message over websocket.max_message_bytes (ws.py makes aiohttp's limit exact).
+INVALID_TEXT = Close(1007, "")
 TOO_MANY_ERRORS = Close(1008, "too many bad messages")
-# aiohttp's reader sends 1009 itself when a client frame exceeds max_msg_size;
-# it is listed so that the table is complete.
-MESSAGE_TOO_BIG = Close(1009, "message too big")
+MESSAGE_TOO_BIG = Close(1009, "")
+INTERNAL_ERROR = Close(1011, "internal error")
 TOO_SLOW = Close(1013, "client too slow")
 AUTH_FAILED = Close(4001, "authentication required")
 TOKEN_EXPIRED = Close(4002, "token expired")
 
-CLOSE_CODES: tuple[Close, ...] = (GOING_AWAY, TOO_MANY_ERRORS, MESSAGE_TOO_BIG, TOO_SLOW, AUTH_FAILED, TOKEN_EXPIRED)
+CLOSE_CODES: tuple[Close, ...] = (
+    CLIENT_CLOSED,
+    GOING_AWAY,
+    PROTOCOL_ERROR,
+    INVALID_TEXT,
+    TOO_MANY_ERRORS,
+    MESSAGE_TOO_BIG,
+    INTERNAL_ERROR,
+    TOO_SLOW,
+    AUTH_FAILED,
+    TOKEN_EXPIRED,
+)
 
 
 # -- error codes (the ``code`` of an ``error`` frame; the socket stays open) -----

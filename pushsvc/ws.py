@@ -1,11 +1,17 @@
 """The WebSocket endpoint ``/api/v1/ws`` (protocol.md): origin check, auth, read loop.
 
 Only this handler reads from the socket; everything it answers goes through
-the session's outbox so that replies, snapshots and deltas keep their order.
+the session's outbox so that replies, snapshots and deltas keep their order
+(pings too: the session answers them). The connection under aiohttp is a
+``wsconn.WebSocket``: its link refuses unmasked frames, beats the heartbeat
+and closes lingering. When the handler returns, the session's tasks and
+timers and the connection itself are gone, and nothing it leaves behind
+holds a reference cycle (see ``_forget_tracebacks``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import datetime as dt
 import logging
@@ -13,19 +19,32 @@ import time
 from typing import Any
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
 from . import protocol
 from .auth import Claims, TokenError
 from .errors import error_response
 from .keys import config_key, hub_key, metrics_key, public_view_key, sockets_key, verifier_key
-from .protocol import ErrorCode, ProtocolError, RequestId, is_request_id, is_valid_topic, parse_since
+from .protocol import (
+    INTERNAL_ERROR,
+    PROTOCOL_ERROR,
+    ErrorCode,
+    ProtocolError,
+    RequestId,
+    is_request_id,
+    is_valid_topic,
+    parse_since,
+)
 from .proxy import is_public_origin
 from .session import Session
+from .wsconn import WebSocket
 
 log = logging.getLogger(__name__)
 
 URL_TOKEN_PARAMS = {"token", "access_token", "jwt", "auth", "bearer"}
+# What aiohttp waits for the client's answer to a close frame before it ends the
+# connection (then wsconn's lingering close gives the client CLOSE_GRACE more).
+CLOSE_REPLY_TIMEOUT = 1.0
 
 
 def _rfc3339(moment: dt.datetime | None) -> str | None:
@@ -65,7 +84,7 @@ class RateLimiter:
 class Connection:
     """The read side of one socket: authentication state and message dispatch."""
 
-    def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
+    def __init__(self, request: web.Request, ws: WebSocket) -> None:
         app = request.app
         self.config = app[config_key].websocket
         self.hub = app[hub_key]
@@ -177,11 +196,27 @@ class Connection:
         else:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "message needs a type")
 
-    async def await_auth(self) -> bool:
-        """The first frame must be ``auth`` with a valid token, within ``auth_timeout``."""
+    async def receive(self) -> WSMessage:
+        """The next message that is not a ping or a pong (pings are answered through the session)."""
+        while True:
+            msg = await self.ws.receive()
+            if msg.type == WSMsgType.PING:
+                self.session.pong(msg.data)
+            elif msg.type != WSMsgType.PONG:
+                return msg
+
+    async def await_auth(self, deadline: float) -> bool:
+        """The first message must be ``auth`` with a valid token, before ``deadline`` (loop time).
+
+        The deadline is absolute: pings, pongs or a message trickling in do not postpone it.
+        """
         try:
-            msg = await self.ws.receive(timeout=self.config.auth_timeout)
+            async with asyncio.timeout_at(deadline):
+                msg = await self.receive()
         except TimeoutError:
+            return False
+        if msg.type == WSMsgType.CLOSE:
+            self.session.close(protocol.CLIENT_CLOSED)  # a client leaving is answered as such
             return False
         if msg.type != WSMsgType.TEXT:
             return False
@@ -194,23 +229,26 @@ class Connection:
         request_id = message.get("id") if is_request_id(message.get("id")) else None
         return await self.authenticate(message.get("token"), request_id)
 
-    async def run(self) -> None:
-        if not self.welcomed and not await self.await_auth():
+    async def run(self, auth_deadline: float) -> None:
+        """Read and handle messages until the socket closes, or until we decide to close it.
+
+        Once the session is closing, nothing more the client sends is handled
+        (aiohttp's close reads and drops it while it waits for the client's
+        close frame), so the close code we chose is the one the client gets.
+        """
+        if not self.welcomed and not await self.await_auth(auth_deadline):
             self.reject()
-            await self.drain_until_closed()
             return
-        async for msg in self.ws:
+        while not self.session.closing:
+            msg = await self.receive()
             if msg.type == WSMsgType.TEXT:
                 await self.handle_text(msg.data)
             elif msg.type == WSMsgType.BINARY:
                 self.report(ErrorCode.BAD_REQUEST, "binary frames are not supported; send JSON text")
+            elif msg.type == WSMsgType.CLOSE:
+                self.session.close(protocol.CLIENT_CLOSED)
             else:
-                break
-
-    async def drain_until_closed(self) -> None:
-        """Let the closing handshake finish (the reader task must keep reading)."""
-        async for _ in self.ws:
-            pass
+                return  # closed: by us, or by aiohttp on a framing error (1002, 1007, 1009), or the connection went
 
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
@@ -220,21 +258,29 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     if URL_TOKEN_PARAMS & {key.lower() for key in request.query}:
         return error_response(401, "Tokens in the URL are refused; use the Authorization header or an auth message")
     header = request.headers.get("Authorization", "")
-    ws = web.WebSocketResponse(
-        heartbeat=config.heartbeat,
-        max_msg_size=config.max_message_bytes,
+    ws = WebSocket(
+        # aiohttp refuses a message of max_msg_size bytes or more; the contract refuses only larger ones.
+        max_msg_size=config.max_message_bytes + 1,
         # No permessage-deflate: every message is encoded once for all its
         # subscribers, and sessions write ready-made uncompressed frames
         # (wsframe.text_frame) straight to the transport.
         compress=False,
-        autoping=True,
+        # A client's close is answered by the session (1000), after the replies to what it sent before.
+        autoclose=False,
+        autoping=False,  # the session answers pings, coalesced (see Connection.receive)
+        heartbeat=None,  # the link's heartbeat instead (wsconn.Link)
+        ping_interval=config.heartbeat,
+        timeout=CLOSE_REPLY_TIMEOUT,
     )
+    auth_deadline = asyncio.get_running_loop().time() + config.auth_timeout
     await ws.prepare(request)
     if ws.compress:
         raise RuntimeError("the WebSocket negotiated compression; sessions write uncompressed frames")
     metrics = request.app[metrics_key]
     metrics.sockets.inc()
     connection = Connection(request, ws)
+    if ws.link is not None:
+        ws.link.on_protocol_error(lambda: connection.session.close(PROTOCOL_ERROR))
     sockets = request.app[sockets_key]
     sockets.add(connection.session)
     try:
@@ -242,12 +288,39 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not await connection.authenticate(token.strip()):
                 connection.reject()
-                await connection.drain_until_closed()
                 return ws
-        await connection.run()
+        await connection.run(auth_deadline)
+    except Exception:  # a bug of ours: never an HTTP 500 into an upgraded stream
+        log.exception("WebSocket handler failed on session %s", connection.session.id)
+        connection.session.close(INTERNAL_ERROR)
+        await connection.session.closed()
     finally:
-        sockets.discard(connection.session)
-        request.app[hub_key].drop_session(connection.session)
-        await connection.session.stop()
-        metrics.sockets.dec()
+        # Shielded: a server that cancels handlers when their client goes
+        # (aiohttp's handler_cancellation) must not cut the clean-up short.
+        await asyncio.shield(_release(request.app, connection))
     return ws
+
+
+async def _release(app: web.Application, connection: Connection) -> None:
+    """Everything of one socket ends: the hub forgets it, its tasks and timers stop, the connection goes."""
+    session, ws = connection.session, connection.ws
+    app[sockets_key].discard(session)
+    app[hub_key].drop_session(session)
+    await session.closed()  # a close we started: the queue flushed, the close frame sent (2 s + 2 s at most)
+    await session.stop()
+    await ws.connection_closed()
+    app[metrics_key].sockets.dec()
+    _forget_tracebacks(ws.exception())
+
+
+def _forget_tracebacks(exc: BaseException | None) -> None:
+    """Drop the tracebacks of the error a closed socket keeps (``ws.exception()``).
+
+    Their frames hold the response that holds the error: a reference cycle
+    that only the cyclic collector would free, with the whole connection in it.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        exc = exc.__cause__ or exc.__context__

@@ -233,6 +233,18 @@ async def test_unsubscribe_stops_deltas(watched, seeded):
     assert PGTEST1 not in app[hub_key].topics
 
 
+async def test_the_poller_forgets_cached_rows_when_the_last_watcher_leaves(watched):
+    app, client, live = watched
+    poller = app[poller_key]
+    assert PGTEST1 in poller._detail_rows and poller._dashboard_rows  # what a tick compares against
+    for topic in ("vm-contexts", PGTEST1):
+        await live.send({"type": "unsubscribe", "topic": topic})
+        await live.expect("unsubscribed")
+    assert not app[hub_key].topics
+    await poller.poll_once()  # nothing is watched: the tick reads nothing, but forgets
+    assert poller._detail_rows == {} and poller._dashboard_rows == {}
+
+
 async def _subscribe(app, live, topic, **extra):
     """Subscribe and return the answer, ticking the poller if the topic is new."""
     await live.send({"type": "subscribe", "topic": topic, **extra})

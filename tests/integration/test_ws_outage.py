@@ -25,6 +25,11 @@ async def test_status_frames_and_convergence_across_an_outage(aiohttp_client, se
     late = await LiveClient.connect(client, token)
     assert (await late.next())["database"] == "unavailable"
     assert (await client.get("/readyz")).status == 503
+    metrics = await (await client.get("/metrics")).text()
+    failed = next(
+        float(line.split()[1]) for line in metrics.splitlines() if line.startswith("pushsvc_poll_errors_total")
+    )
+    assert failed >= 1
 
     # The appliance keeps writing meanwhile (straight to MariaDB, not through the proxy).
     async with seeded.transaction() as writer:

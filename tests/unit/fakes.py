@@ -19,6 +19,7 @@ class FakeTransport:
         self.buffered = 0
         self.closing = False
         self.aborted = False
+        self.aborted_event = asyncio.Event()
 
     def write(self, data: bytes) -> None:
         self.written.append(bytes(data))
@@ -31,6 +32,7 @@ class FakeTransport:
 
     def abort(self) -> None:
         self.aborted = True
+        self.aborted_event.set()
 
 
 class FakeSocket:
@@ -38,6 +40,7 @@ class FakeSocket:
 
     def __init__(self) -> None:
         self.frames: list[bytes] = []
+        self.pongs: list[bytes] = []
         self.gate = asyncio.Event()
         self.gate.set()
         self.sending = asyncio.Event()  # set while a send waits at the gate
@@ -56,11 +59,14 @@ class FakeSocket:
         return self.frames
 
     async def send_frame(self, message: bytes, opcode: WSMsgType, compress: int | None = None) -> None:
-        assert opcode == WSMsgType.TEXT and not compress
+        assert opcode in (WSMsgType.TEXT, WSMsgType.PONG) and not compress
         self.sending.set()
         await self.gate.wait()
         self.sending.clear()
-        self.frames.append(message)
+        if opcode == WSMsgType.PONG:
+            self.pongs.append(message)
+        else:
+            self.frames.append(message)
         self._sent.set()
 
     async def close(self, *, code: int = 1000, message: bytes = b"") -> bool:

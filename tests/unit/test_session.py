@@ -11,7 +11,7 @@ from pushsvc.config import WebSocketConfig
 from pushsvc.metrics import Metrics
 from pushsvc.protocol import TOO_MANY_ERRORS, TOO_SLOW
 from pushsvc.session import Session
-from pushsvc.wsframe import text_frame
+from pushsvc.wsframe import PONG, control_frame, text_frame
 
 from .fakes import FakeSocket, FakeTransport
 
@@ -178,7 +178,118 @@ async def test_stop_ends_the_writer(make):
     socket.gate.clear()
     session.send(b"x")
     await socket.sending.wait()
+    writer = session._writer
     await session.stop()
-    assert session._writer.done()
+    assert writer is not None and writer.done()
+    assert session._writer is None  # a finished task holds its traceback, whose frames hold the session
     session.offer(T, delta(1))  # after stop: ignored
     assert socket.frames == []
+
+
+# -- the byte bound and the watchdog (issue 8, item 12) ----------------------------
+
+
+async def test_queued_bytes_over_the_bound_become_one_snapshot(make):
+    session, socket, metrics = make(None, outbox_messages=64, max_outbound_bytes=1000)
+    socket.gate.clear()
+    session.send(b"stuck")
+    await socket.sending.wait()
+    big = orjson.dumps({"type": "delta", "topic": T, "pad": "x" * 400})
+    session.offer(T, big)
+    session.offer(T, big)
+    assert session.outbound_bytes() == 5 + 2 * len(big) - 5  # "stuck" is in flight, not queued
+    session.offer(T, big)  # a third would pass 1000 bytes: the deltas become one snapshot marker
+    assert counter(metrics, "pushsvc_resyncs") == 1 and session.outbound_bytes() == 0
+    socket.gate.set()
+    assert await socket.wait_frames(2) == [b"stuck", snapshot_of(T, None)]
+
+
+async def test_the_transports_buffer_counts_toward_the_bound(make):
+    transport = FakeTransport()
+    session, socket, metrics = make(transport, max_outbound_bytes=1000)
+    transport.buffered = 990  # the kernel took nothing of the last frames: they wait in the transport
+    session.offer(T, delta(1))
+    assert session.outbound_bytes() > 1000 - len(delta(1)) and counter(metrics, "pushsvc_resyncs") == 1
+
+
+async def test_a_client_over_the_bound_is_closed_1013_by_the_watchdog_with_nothing_new_sent(make):
+    transport = FakeTransport()
+    session, socket, metrics = make(transport, max_outbound_bytes=1000, slow_close_after=0.05)
+    transport.buffered = 5000  # one big frame the client does not read
+    session.offer(T, delta(1))  # the only offer: no later offer would notice
+    async with asyncio.timeout(5):
+        await socket.closed_event.wait()
+    assert socket.close_code == 1013 and counter(metrics, "pushsvc_slow_closes") == 1
+
+
+async def test_a_client_back_under_the_bound_is_not_closed(make):
+    transport = FakeTransport()
+    session, socket, _ = make(transport, max_outbound_bytes=1000, slow_close_after=0.05)
+    transport.buffered = 5000
+    session.offer(T, delta(1))
+    transport.buffered = 0  # it read it all before the watchdog looked
+    session.send(b"ping")
+    await socket.wait_frames(2)
+    await asyncio.sleep(0.1)  # past slow_close_after: the watchdog has looked (the behaviour under test)
+    assert not session.closing
+
+
+async def test_one_send_blocked_for_slow_close_after_closes_1013_without_any_overflow(make):
+    session, socket, _ = make(None, slow_close_after=0.05)
+    socket.gate.clear()
+    session.send(b"one frame the client never takes")
+    async with asyncio.timeout(5):
+        await socket.closed_event.wait()
+    assert socket.close_code == 1013
+
+
+async def test_too_slow_cuts_the_connection_when_the_close_frame_cannot_be_written(make, monkeypatch):
+    monkeypatch.setattr("pushsvc.session._CLOSE_TIMEOUT", 0.05)
+    transport = FakeTransport()
+    session, socket, _ = make(transport, slow_close_after=0.05)
+
+    async def never_written(**_):
+        await asyncio.Event().wait()
+
+    socket.close = never_written  # the close frame waits behind what the client does not read
+    transport.buffered = 10**7
+    session.offer(T, delta(1))
+    async with asyncio.timeout(5):
+        await transport.aborted_event.wait()
+    assert session.closing
+
+
+# -- pings --------------------------------------------------------------------------
+
+
+async def test_a_ping_on_an_idle_socket_is_answered_at_once(make):
+    transport = FakeTransport()
+    session, socket, _ = make(transport)
+    session.pong(b"hb")
+    assert transport.written == [control_frame(PONG, b"hb")] and socket.pongs == []
+
+
+async def test_pings_while_the_client_does_not_read_get_one_pong_for_the_latest(make):
+    session, socket, _ = make(None)
+    socket.gate.clear()
+    session.send(b"stuck")
+    await socket.sending.wait()
+    for index in range(1000):
+        session.pong(str(index).encode())
+    session.send(b"after")
+    socket.gate.set()
+    await socket.wait_frames(2)
+    assert socket.pongs == [b"999"] and socket.frames == [b"stuck", b"after"]
+
+
+async def test_stop_leaves_no_task_timer_or_queue(make):
+    transport = FakeTransport()
+    session, socket, _ = make(transport, slow_close_after=30)
+    socket.gate.clear()
+    transport.buffered = 10**7
+    session.arm_expiry(3600)
+    session.send(b"x")
+    session.offer(T, delta(1))
+    await session.stop()
+    assert (session._writer, session._closer, session._expiry, session._watchdog) == (None, None, None, None)
+    assert session.outbound_bytes() == 10**7 and not session._outbox

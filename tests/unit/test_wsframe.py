@@ -9,7 +9,7 @@ from aiohttp import WSMsgType
 from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader  # what aiohttp's client reads with
 from aiohttp.http_websocket import WebSocketWriter
 
-from pushsvc.wsframe import text_frame
+from pushsvc.wsframe import PING, PONG, control_frame, text_frame
 
 from .fakes import FakeTransport
 
@@ -35,10 +35,10 @@ def _payload(size: int) -> bytes:
     return "é".encode() * (size // 2) + b"x" * (size % 2)
 
 
-async def _aiohttp_frame(payload: bytes) -> bytes:
+async def _aiohttp_frame(payload: bytes, opcode: WSMsgType = WSMsgType.TEXT) -> bytes:
     transport = FakeTransport()
     writer = WebSocketWriter(_Protocol(), transport, use_mask=False, compress=0)  # type: ignore[arg-type]
-    await writer.send_frame(payload, WSMsgType.TEXT)
+    await writer.send_frame(payload, opcode)
     return b"".join(transport.written)
 
 
@@ -59,3 +59,14 @@ async def test_aiohttps_reader_accepts_it(size):
         reader.feed_data(piece)
     message = await queue.read()
     assert message.type == WSMsgType.TEXT and message.data == payload.decode()
+
+
+@pytest.mark.parametrize("opcode, kind", [(PING, WSMsgType.PING), (PONG, WSMsgType.PONG)])
+@pytest.mark.parametrize("payload", [b"", b"hb", b"x" * 125])
+async def test_control_frames_are_aiohttps_too(opcode, kind, payload):
+    assert control_frame(opcode, payload) == await _aiohttp_frame(payload, kind)
+
+
+def test_control_frames_carry_at_most_125_bytes():
+    with pytest.raises(ValueError):
+        control_frame(PONG, b"x" * 126)
