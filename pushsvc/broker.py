@@ -172,8 +172,8 @@ class Broker(abc.ABC):
         """Publish that a read of every watched topic completed (after its publications; retained)."""
 
 
-class _Detached:
-    """The consumer before ``open``: publications go nowhere."""
+class DetachedConsumer:
+    """The consumer before ``open`` (and after ``close``): publications go nowhere."""
 
     def on_publication(self, publication: Publication) -> None:
         pass
@@ -190,7 +190,7 @@ class LocalBroker(Broker):
 
     def __init__(self, epoch: str) -> None:
         self.epoch = epoch
-        self._consumer: Consumer = _Detached()
+        self._consumer: Consumer = DetachedConsumer()
         self._on_interest: Callable[[], None] = lambda: None
         self._watchers: collections.Counter[str] = collections.Counter()
         self._last: dict[str, Publication] = {}
@@ -200,7 +200,7 @@ class LocalBroker(Broker):
         self._consumer, self._on_interest = consumer, on_interest
 
     async def close(self) -> None:
-        self._consumer, self._on_interest = _Detached(), lambda: None
+        self._consumer, self._on_interest = DetachedConsumer(), lambda: None
 
     def watch(self, topic: str) -> None:
         self._watchers[topic] += 1

@@ -45,7 +45,7 @@ from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
 from .. import protocol
-from ..broker import Broker, Consumer, Publication, Tick
+from ..broker import Broker, Consumer, DetachedConsumer, Publication, Tick
 from ..config import BrokerConfig, redact_url
 from ..metrics import Metrics
 from ..patch import merge_patch
@@ -68,17 +68,6 @@ IN_PROCESS, READY, DEGRADED = "in-process", "ready", "degraded"
 LEADER, FOLLOWER = "leader", "follower"
 
 WRITE_BATCH = 256  # leader writes sent to Redis in one pipeline at most
-
-
-class _Detached:
-    def on_publication(self, publication: Publication) -> None:
-        pass
-
-    def on_status(self, status: DatabaseStatus) -> None:
-        pass
-
-    def on_tick(self, tick: Tick) -> None:
-        pass
 
 
 class _ClusterMetrics:
@@ -108,7 +97,7 @@ class RedisBroker(Broker):
         self.state = DEGRADED
         self.role: str | None = None
         self._metrics = _ClusterMetrics(metrics)
-        self._consumer: Consumer = _Detached()
+        self._consumer: Consumer = DetachedConsumer()
         self._on_interest: Callable[[], None] = lambda: None
         self._watchers: collections.Counter[str] = collections.Counter()
         self._last: dict[str, Publication] = {}
@@ -164,7 +153,7 @@ class RedisBroker(Broker):
             except REDIS_ERRORS:
                 pass
         await self._disconnect()
-        self._consumer, self._on_interest = _Detached(), lambda: None
+        self._consumer, self._on_interest = DetachedConsumer(), lambda: None
 
     def describe(self) -> dict[str, Any]:
         """For /readyz: the cluster state and this instance's role."""
