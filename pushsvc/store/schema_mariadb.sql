@@ -1,7 +1,7 @@
 -- The appliance's VM-centric schema (migratekit_oma, MariaDB 10.11), as pushsvc
 -- needs it for tests, the demo and development. Column names, types, defaults,
 -- ON UPDATE clauses, indexes and foreign keys with their cascades follow the
--- production dump described in shared/oma-schema.md. pushsvc itself only reads.
+-- production dump described in docs/appliance-schema.md. pushsvc itself only reads.
 
 CREATE TABLE vm_replication_contexts (
   context_id varchar(64) NOT NULL,

@@ -1,4 +1,4 @@
--- The appliance's schema (shared/oma-schema.md) for the embedded SQLite store.
+-- The appliance's schema (docs/appliance-schema.md) for the embedded SQLite store.
 -- Same tables, column names, defaults, indexes and cascades as the MariaDB DDL;
 -- ENUMs become CHECK constraints, ON UPDATE a trigger, and times are stored as
 -- 'YYYY-MM-DD HH:MM:SS[.fff]' text in the appliance's local zone (as MariaDB
