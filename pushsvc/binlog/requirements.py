@@ -84,7 +84,7 @@ def check_requirements_blocking(url: DatabaseURL, connect_timeout: float = 2.0) 
             if str(binlog_format).upper() != "ROW":
                 missing.append(f"binlog_format=ROW (it is {binlog_format})")
             cursor.execute("SHOW GRANTS")
-            granted = global_privileges(row[0] for row in cursor.fetchall())
+            granted = global_privileges(grant for (grant,) in cursor.fetchall())
             if not granted & set(_REPLICATION):
                 missing.append("the REPLICATION SLAVE grant")
             if not granted & set(_MONITOR):

@@ -418,8 +418,8 @@ class BinlogSource:
                 self._columns.replace((str(table), str(column)) for table, column in cursor.fetchall())
                 if position:
                     cursor.execute("SELECT @@GLOBAL.gtid_binlog_pos")
-                    row = cursor.fetchone()
-                    self._set_position(str(row[0] or "") if row else "")
+                    (position_text,) = cursor.fetchone() or (None,)
+                    self._set_position(str(position_text or ""))
         finally:
             conn.close()
 
