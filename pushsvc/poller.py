@@ -152,7 +152,7 @@ class Poller:
             detail_topics = {name: vm for name in watched if (vm := detail_vm_name(name)) is not None}
             old_names = {name for name, row in self._dashboard_rows.items() if row.context.context_id in ids}
             for topic, vm_name in detail_topics.items():
-                row = self._detail_rows.get(topic, (None, None))[0]
+                row, _ = self._detail_rows.get(topic, (None, None))
                 if row is not None and row.context.context_id in ids:
                     old_names.add(vm_name)
             names, shown, children = await read_named_state(self.store, ids, old_names, detail_topics.values())
