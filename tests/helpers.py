@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import logging
 import pathlib
 import urllib.parse
+from collections.abc import AsyncIterator
+from typing import Any
 
 import jwt
+from aiohttp import web
 
 from pushsvc.config import Config, build_config
-from pushsvc.demo.seed import SEED_TIMEZONE
+from pushsvc.demo.seed import SEED_TIMEZONE, load_seed
+from pushsvc.httpserver import Runner
 from pushsvc.patch import drop_nulls
+from pushsvc.store import open_store
 
 SECRET = "test-secret-" + "x" * 60
 SEEDS = pathlib.Path(__file__).resolve().parent / "fixtures"
@@ -98,3 +105,48 @@ async def rest_detail(client, headers, vm_name: str):
         return None
     assert response.status == 200
     return drop_nulls(await response.json())
+
+
+async def seed_database(database_url: str) -> None:
+    """The appliance's schema and the seed doc's rows in ``database_url``."""
+    store = open_store(make_config(database_url).database)
+    try:
+        await store.create_schema()
+        await load_seed(store)
+    finally:
+        await store.close()
+
+
+@contextlib.asynccontextmanager
+async def served_as_run_py_serves(app: web.Application) -> AsyncIterator[int]:
+    """``app`` on a free port through pushsvc's own runner (httpserver.Runner), as run.py serves it; yields the port."""
+    runner = Runner(app, access_log=logging.getLogger("pushsvc.access"))
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield runner.addresses[0][1]
+    finally:
+        await runner.cleanup()
+
+
+def finish_job_statements(context_id: str, job_id: str, disk_id: str) -> list[tuple[str, list[Any]]]:
+    """The appliance's four-statement "finish job" write: job, disk, a CBT row, then the context."""
+    return [
+        (
+            "UPDATE replication_jobs SET status = 'completed', progress_percent = 100, completed_at = NOW(3)"
+            " WHERE id = %s",
+            [job_id],
+        ),
+        ("UPDATE vm_disks SET sync_status = 'synced', sync_progress_percent = 100 WHERE id = %s", [disk_id]),
+        (
+            "INSERT INTO cbt_history (vm_context_id, job_id, disk_id, change_id, sync_type, sync_success)"
+            " VALUES (%s, %s, 'disk-2000', 'change/2', 'initial', 1)",
+            [context_id, job_id],
+        ),
+        (
+            "UPDATE vm_replication_contexts SET current_job_id = NULL, current_status = 'ready_for_failover',"
+            " successful_jobs = successful_jobs + 1, last_successful_job_id = %s WHERE context_id = %s",
+            [job_id, context_id],
+        ),
+    ]

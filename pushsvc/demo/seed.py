@@ -45,8 +45,8 @@ SEED_CONTEXT = {
     "last_status_change": ms("2025-09-09 11:48:50"),
 }
 
-SEED_EARLIER_JOB = {
-    "id": "job-20250909-113839",
+# What both of pgtest1's jobs say about their VM (the seed doc's values).
+_PGTEST1_JOB_SOURCE = {
     "vm_context_id": "ctx-pgtest1-20250909-113839",
     "source_vm_id": "420570c7-f61f-a930-77c5-1e876786cb3c",
     "source_vm_name": "pgtest1",
@@ -54,6 +54,11 @@ SEED_EARLIER_JOB = {
     "v_center_host": "quad-vcenter-01.quadris.local",
     "datacenter": "DatabanxDC",
     "replication_type": "initial",
+}
+
+SEED_EARLIER_JOB = {
+    "id": "job-20250909-113839",
+    **_PGTEST1_JOB_SOURCE,
     "status": "completed",
     "progress_percent": 100.0,
     "current_operation": "Completed",
@@ -75,13 +80,7 @@ SEED_EARLIER_JOB = {
 
 SEED_CURRENT_JOB = {
     "id": "job-20250909-114850",
-    "vm_context_id": "ctx-pgtest1-20250909-113839",
-    "source_vm_id": "420570c7-f61f-a930-77c5-1e876786cb3c",
-    "source_vm_name": "pgtest1",
-    "source_vm_path": "/DatabanxDC/vm/pgtest1",
-    "v_center_host": "quad-vcenter-01.quadris.local",
-    "datacenter": "DatabanxDC",
-    "replication_type": "initial",
+    **_PGTEST1_JOB_SOURCE,
     "status": "replicating",
     "progress_percent": 49.30555555555556,
     "current_operation": "Transferring Data",

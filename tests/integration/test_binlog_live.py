@@ -29,7 +29,7 @@ from pushsvc.store import Store, open_store
 from pushsvc.store.mariadb import MariaDBStore
 
 from ..binlog_server import PrivateMariaDB
-from ..helpers import SECRET, rest_dashboard, rest_detail
+from ..helpers import SECRET, finish_job_statements, rest_dashboard, rest_detail
 from ..redisserver import RedisServer
 from ..wsclient import LiveClient
 from .test_convergence import assert_converged, run_convergence
@@ -43,23 +43,7 @@ TOUCH = "UPDATE vm_replication_contexts SET power_state = %s WHERE context_id = 
 Client = TestClient[web.Request, web.Application]
 StartApp = Callable[..., Awaitable[tuple[web.Application, Client]]]
 Live = tuple[web.Application, Client, MariaDBStore]  # the service, its client, the writer's store
-FINISH_JOB: list[tuple[str, list[Any]]] = [
-    (
-        "UPDATE replication_jobs SET status = 'completed', progress_percent = 100, completed_at = NOW(3) WHERE id = %s",
-        [JOB1],
-    ),
-    ("UPDATE vm_disks SET sync_status = 'synced', sync_progress_percent = 100 WHERE id = %s", [SEED_DISK["id"]]),
-    (
-        "INSERT INTO cbt_history (vm_context_id, job_id, disk_id, change_id, sync_type, sync_success)"
-        " VALUES (%s, %s, 'disk-2000', 'change/2', 'initial', 1)",
-        [CTX1, JOB1],
-    ),
-    (
-        "UPDATE vm_replication_contexts SET current_job_id = NULL, current_status = 'ready_for_failover',"
-        " successful_jobs = successful_jobs + 1, last_successful_job_id = %s WHERE context_id = %s",
-        [JOB1, CTX1],
-    ),
-]
+FINISH_JOB = finish_job_statements(CTX1, JOB1, str(SEED_DISK["id"]))
 
 
 def binlog_config(url: str, broker: dict[str, Any] | None = None, **poller: Any) -> Config:

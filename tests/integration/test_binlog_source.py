@@ -20,6 +20,7 @@ from pushsvc.metrics import Metrics
 from pushsvc.store import open_store
 
 from ..binlog_server import PrivateMariaDB
+from ..helpers import finish_job_statements
 
 CTX1 = SEED_CONTEXT["context_id"]
 CTX2 = SECOND_CONTEXT["context_id"]
@@ -239,24 +240,7 @@ async def test_the_four_statement_finish_is_one_batch(binlog_store, start_source
     await load_seed(store)
     source = await start_source(window=0)
     assert (await next_batch(source)).full_reread is not None
-    await execute(
-        store,
-        (
-            "UPDATE replication_jobs SET status = 'completed', progress_percent = 100, completed_at = NOW(3) WHERE id = %s",
-            [JOB1],
-        ),
-        ("UPDATE vm_disks SET sync_status = 'synced', sync_progress_percent = 100 WHERE id = %s", [SEED_DISK["id"]]),
-        (
-            "INSERT INTO cbt_history (vm_context_id, job_id, disk_id, change_id, sync_type, sync_success)"
-            " VALUES (%s, %s, 'disk-2000', 'change/2', 'initial', 1)",
-            [CTX1, JOB1],
-        ),
-        (
-            "UPDATE vm_replication_contexts SET current_job_id = NULL, current_status = 'ready_for_failover',"
-            " successful_jobs = successful_jobs + 1, last_successful_job_id = %s WHERE context_id = %s",
-            [JOB1, CTX1],
-        ),
-    )
+    await execute(store, *finish_job_statements(CTX1, JOB1, str(SEED_DISK["id"])))
     finish = await next_batch(source)
     assert (finish.context_ids, finish.transactions, finish.full_reread) == ({CTX1}, 1, None)
     await execute(store, touch_context(CTX2))

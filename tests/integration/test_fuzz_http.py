@@ -34,15 +34,11 @@ from dataclasses import dataclass, field
 
 import orjson
 import pytest
-from aiohttp import web
 
 from pushsvc.app import create_app
-from pushsvc.demo.seed import load_seed
 from pushsvc.errors import RETRIEVE_FAILED
-from pushsvc.httpserver import Runner
-from pushsvc.store import open_store
 
-from ..helpers import SECRET, make_config, make_token
+from ..helpers import SECRET, make_config, make_token, seed_database, served_as_run_py_serves
 
 SEED = int(os.environ.get("PUSHSVC_FUZZ_SEED", "20261128"))
 REQUESTS = int(os.environ.get("PUSHSVC_FUZZ_REQUESTS", "3000"))
@@ -339,18 +335,11 @@ class Tally:
 @pytest.fixture
 async def fuzz_server(database_url, db_proxy):
     """The seeded database behind a cuttable proxy, and the app served as run.py serves it."""
-    store = open_store(make_config(database_url).database)
-    await store.create_schema()
-    await load_seed(store)
-    await store.close()
+    await seed_database(database_url)
     proxy, url = db_proxy
     config = make_config(url, server={"keepalive_timeout": 1.0}, websocket={"auth_timeout": 0.5})
-    runner = Runner(create_app(config), access_log=logging.getLogger("pushsvc.access"))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield proxy, runner.addresses[0][1]
-    await runner.cleanup()
+    async with served_as_run_py_serves(create_app(config)) as port:
+        yield proxy, port
 
 
 async def test_hostile_http(fuzz_server, caplog):

@@ -36,12 +36,9 @@ import pytest
 from aiohttp import WSCloseCode, web
 
 from pushsvc.app import create_app
-from pushsvc.demo.seed import load_seed
-from pushsvc.httpserver import Runner
 from pushsvc.keys import hub_key, metrics_key
-from pushsvc.store import open_store
 
-from ..helpers import make_config, make_token
+from ..helpers import make_config, make_token, seed_database, served_as_run_py_serves
 from ..rawws import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT, RawWebSocket, frame, text
 
 SEED = int(os.environ.get("PUSHSVC_FUZZ_SEED", "20261128"))
@@ -309,18 +306,10 @@ async def run_plan(port: int, connection: Plan, tally: Tally) -> None:
 @pytest.fixture
 async def fuzz_server(database_url):
     """The seeded database and the app served as run.py serves it."""
-    store = open_store(make_config(database_url).database)
-    await store.create_schema()
-    await load_seed(store)
-    await store.close()
-    config = make_config(database_url, websocket={"auth_timeout": 0.5})
-    app = create_app(config)
-    runner = Runner(app, access_log=logging.getLogger("pushsvc.access"))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield app, runner.addresses[0][1]
-    await runner.cleanup()
+    await seed_database(database_url)
+    app = create_app(make_config(database_url, websocket={"auth_timeout": 0.5}))
+    async with served_as_run_py_serves(app) as port:
+        yield app, port
 
 
 async def test_hostile_websocket_frames(fuzz_server, caplog):
