@@ -15,15 +15,22 @@ redo log and no name resolution.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pymysql
+
+from pushsvc.config import DatabaseConfig
+from pushsvc.demo.seed import load_seed
+from pushsvc.store import Store, open_store
 
 SBIN_PATH = "/usr/sbin:/usr/local/sbin:/usr/bin:/usr/local/bin"
 START_TIMEOUT = 30.0
@@ -190,3 +197,19 @@ class PrivateMariaDB:
             return self.error_log.read_text(errors="replace")[-2000:]
         except OSError:
             return "(no error log)"
+
+
+@contextlib.asynccontextmanager
+async def other_seeded_database(server: PrivateMariaDB) -> AsyncIterator[Store]:
+    """Another database on ``server`` with the appliance's schema and the seed rows (writes the binlog
+    source must ignore), dropped afterwards."""
+    name = f"pushsvc_test_{secrets.token_hex(6)}"
+    server.execute(f"CREATE DATABASE {name}")
+    other = open_store(DatabaseConfig(url=server.database_url(name)))
+    try:
+        await other.create_schema()
+        await load_seed(other)
+        yield other
+    finally:
+        await other.close()
+        server.execute(f"DROP DATABASE IF EXISTS {name}")

@@ -28,7 +28,7 @@ from pushsvc.keys import changes_key, hub_key, poller_key, store_key
 from pushsvc.store import Store, open_store
 from pushsvc.store.mariadb import MariaDBStore
 
-from ..binlog_server import PrivateMariaDB
+from ..binlog_server import PrivateMariaDB, other_seeded_database
 from ..helpers import SECRET, finish_job_statements, rest_dashboard, rest_detail
 from ..redisserver import RedisServer
 from ..wsclient import LiveClient
@@ -282,12 +282,7 @@ async def test_writes_to_another_database_are_ignored(
     live = await watch(client, token, "vm-contexts", f"vm-context/{VM1}")
     await settle(app, store)
     start, statements, batches = len(live.log), app[store_key].statements, driver(app).batches
-    other_name = f"pushsvc_test_{secrets.token_hex(6)}"
-    binlog_server.execute(f"CREATE DATABASE {other_name}")
-    other = open_store(DatabaseConfig(url=binlog_server.database_url(other_name)))
-    try:
-        await other.create_schema()
-        await load_seed(other)
+    async with other_seeded_database(binlog_server) as other:
         await execute(other, (TOUCH, ["poweredOff", CTX1]), ("UPDATE replication_jobs SET progress_percent = 99", []))
         await execute(other, ("TRUNCATE TABLE cbt_history", []))
         await execute(other, *FINISH_JOB)
@@ -303,9 +298,6 @@ async def test_writes_to_another_database_are_ignored(
             ("delta", f"vm-context/{VM1}"),
         ]
         assert messages[0]["patch"]["vm_contexts"][VM1]["power_state"] == "suspended"
-    finally:
-        await other.close()
-        binlog_server.execute(f"DROP DATABASE IF EXISTS {other_name}")
 
 
 async def test_server_restart_mid_stream(

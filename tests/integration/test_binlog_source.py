@@ -19,7 +19,7 @@ from pushsvc.demo.seed import SECOND_CONTEXT, SEED_CBT, SEED_CONTEXT, SEED_CURRE
 from pushsvc.metrics import Metrics
 from pushsvc.store import open_store
 
-from ..binlog_server import PrivateMariaDB
+from ..binlog_server import PrivateMariaDB, other_seeded_database
 from ..helpers import finish_job_statements
 
 CTX1 = SEED_CONTEXT["context_id"]
@@ -286,12 +286,7 @@ async def test_a_large_transaction_is_one_prompt_batch(streaming):
 
 async def test_other_databases_are_ignored(streaming, binlog_server):
     store, source, _ = streaming
-    other_name = f"pushsvc_test_{secrets.token_hex(6)}"
-    binlog_server.execute(f"CREATE DATABASE {other_name}")
-    other = open_store(DatabaseConfig(url=binlog_server.database_url(other_name)))
-    try:
-        await other.create_schema()
-        await load_seed(other)
+    async with other_seeded_database(binlog_server) as other:
         await execute(other, touch_context(CTX1), ("UPDATE replication_jobs SET progress_percent = 99", []))
         await execute(other, ("TRUNCATE TABLE cbt_history", []))
         events = source.events
@@ -299,9 +294,6 @@ async def test_other_databases_are_ignored(streaming, binlog_server):
         batch = await next_batch(source)
         assert (batch.context_ids, batch.full_reread, batch.transactions) == ({CTX2}, None, 1)
         assert source.events - events == 1  # only our row event was decoded
-    finally:
-        await other.close()
-        binlog_server.execute(f"DROP DATABASE IF EXISTS {other_name}")
 
 
 async def test_statements_on_the_database_ask_for_a_full_read(streaming):
