@@ -9,6 +9,7 @@ server (``GET /api/v1/gui-settings``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import zoneinfo
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Page, expect
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from pushsvc.config import Config
 from pushsvc.demo.seed import SEED_CONTEXT, SEED_CURRENT_JOB, SEED_TIMEZONE
@@ -100,6 +102,20 @@ async def visible_order(page: Page) -> list[str]:
         "rows => rows.map(row => row.dataset.vm)"
     )
     return names
+
+
+async def expect_order(page: Page, expected: list[str], *, visible: bool) -> None:
+    """The table's rows (visible ones only, or all) reach ``expected``'s order; a navigation renders
+    after the URL changes, so this waits for the render before comparing."""
+    selector = "#vm-list tr[data-vm]:not([hidden])" if visible else "#vm-list tr[data-vm]"
+    with contextlib.suppress(PlaywrightTimeoutError):
+        await page.wait_for_function(
+            "([selector, expected]) => JSON.stringify([...document.querySelectorAll(selector)]"
+            ".map(row => row.dataset.vm)) === JSON.stringify(expected)",
+            arg=[selector, expected],
+            timeout=TIMEOUT_MS,
+        )
+    assert await (visible_order(page) if visible else row_order(page)) == expected
 
 
 # ---- stalled jobs ------------------------------------------------------------------------
@@ -257,7 +273,7 @@ async def test_fleet_summary_matches_the_database_and_follows_writes(
     await expect(page.locator('[data-figure="remainingBytes"] .figure-value')).to_have_text("96.3 GiB")
     await expect(page.locator('[data-figure="lastEtaS"] .figure-value')).to_have_text("27m 11s")
     # The default order: failed, stalled, replicating, the rest.
-    assert await row_order(page) == ["crm-03", "db-02", "pgtest1", "web-01", "dc-04", "pgtest2"]
+    await expect_order(page, ["crm-03", "db-02", "pgtest1", "web-01", "dc-04", "pgtest2"], visible=False)
 
     # Every figure follows the writes: db-02 reports again, web-01 moves on, pgtest1's job ends.
     now = local_now()
@@ -282,7 +298,7 @@ async def test_fleet_summary_matches_the_database_and_follows_writes(
     )
     expected = await expect_summary(page, seeded)
     assert expected["stalled"] == 0 and expected["replicating"] == 2 and expected["lastEtaS"] == 2000
-    assert await row_order(page) == ["crm-03", "db-02", "web-01", "dc-04", "pgtest1", "pgtest2"]
+    await expect_order(page, ["crm-03", "db-02", "web-01", "dc-04", "pgtest1", "pgtest2"], visible=False)
 
 
 # ---- sort, filter and search in the URL -----------------------------------------------------
@@ -295,25 +311,25 @@ async def test_sort_filter_and_search_live_in_the_url_over_reload_and_history(
     await sign_in(page, server, make_token())
     await expect(page.locator("#vm-list tr[data-vm]")).to_have_count(3)
     # Default: the stalled pgtest1 first, then the rest by name.
-    assert await row_order(page) == ["pgtest1", "aaa-idle", "pgtest2"]
+    await expect_order(page, ["pgtest1", "aaa-idle", "pgtest2"], visible=False)
     await expect(page.locator("#vm-table th[aria-sort]")).to_have_count(0)
 
     name = page.locator('#vm-table th[data-sort="name"]')
     await name.locator("button").click()
     await expect(page).to_have_url(server.url + "/#/?sort=name")
     await expect(name).to_have_attribute("aria-sort", "ascending")
-    assert await row_order(page) == ["aaa-idle", "pgtest1", "pgtest2"]
+    await expect_order(page, ["aaa-idle", "pgtest1", "pgtest2"], visible=False)
     await name.locator("button").click()
     await expect(page).to_have_url(server.url + "/#/?sort=-name")
     await expect(name).to_have_attribute("aria-sort", "descending")
     await expect(page.locator("#sort-order")).to_have_value("-name")
-    assert await row_order(page) == ["pgtest2", "pgtest1", "aaa-idle"]
+    await expect_order(page, ["pgtest2", "pgtest1", "aaa-idle"], visible=False)
 
     await page.fill("#search", "pg")
     await expect(page).to_have_url(server.url + "/#/?q=pg&sort=-name")
     await page.select_option("#status-filter", "replicating")
     await expect(page).to_have_url(server.url + "/#/?status=replicating&q=pg&sort=-name")
-    assert await visible_order(page) == ["pgtest1"]
+    await expect_order(page, ["pgtest1"], visible=True)
 
     # A reload (or the shared link) shows the same view.
     await page.reload()
@@ -323,8 +339,8 @@ async def test_sort_filter_and_search_live_in_the_url_over_reload_and_history(
     await expect(page.locator("#search")).to_have_value("pg")
     await expect(page.locator("#sort-order")).to_have_value("-name")
     await expect(name).to_have_attribute("aria-sort", "descending")
-    assert await visible_order(page) == ["pgtest1"]
-    assert await row_order(page) == ["pgtest2", "pgtest1", "aaa-idle"]
+    await expect_order(page, ["pgtest1"], visible=True)
+    await expect_order(page, ["pgtest2", "pgtest1", "aaa-idle"], visible=False)
 
     # Into a VM and back by its link: the view is kept.
     await page.locator('[data-vm="pgtest1"] a.vm-link').click()
@@ -332,7 +348,7 @@ async def test_sort_filter_and_search_live_in_the_url_over_reload_and_history(
     await expect(page.locator("#detail-back")).to_have_attribute("href", "#/?status=replicating&q=pg&sort=-name")
     await page.click("#detail-back")
     await expect(page).to_have_url(server.url + "/#/?status=replicating&q=pg&sort=-name")
-    assert await visible_order(page) == ["pgtest1"]
+    await expect_order(page, ["pgtest1"], visible=True)
 
     # Back through the history: detail, the filtered view, then before the filter (the search
     # replaced its entry rather than adding one per key), then the ascending sort.
@@ -345,15 +361,15 @@ async def test_sort_filter_and_search_live_in_the_url_over_reload_and_history(
     await expect(page).to_have_url(server.url + "/#/?q=pg&sort=-name")
     await expect(page.locator("#status-filter")).to_have_value("")
     await expect(page.locator('[data-vm="pgtest2"]')).to_be_visible()
-    assert await visible_order(page) == ["pgtest2", "pgtest1"]
+    await expect_order(page, ["pgtest2", "pgtest1"], visible=True)
     await page.go_back()
     await expect(page).to_have_url(server.url + "/#/?sort=name")
     await expect(page.locator("#search")).to_have_value("")
     await expect(name).to_have_attribute("aria-sort", "ascending")
-    assert await visible_order(page) == ["aaa-idle", "pgtest1", "pgtest2"]
+    await expect_order(page, ["aaa-idle", "pgtest1", "pgtest2"], visible=True)
     await page.go_forward()
     await expect(page).to_have_url(server.url + "/#/?q=pg&sort=-name")
-    assert await visible_order(page) == ["pgtest2", "pgtest1"]
+    await expect_order(page, ["pgtest2", "pgtest1"], visible=True)
 
     # A third click on the heading returns to the default order and a plain URL.
     await name.locator("button").click()
@@ -464,7 +480,7 @@ async def test_failed_job_reason_on_the_dashboard_and_in_the_detail_after_a_data
     link = row.locator("a.vm-link")
     await expect(link).to_have_attribute("title", f"Failed: {message}")
     await expect(link).to_have_accessible_description(message)
-    assert await row_order(page) == ["pgtest2", "pgtest1"]
+    await expect_order(page, ["pgtest2", "pgtest1"], visible=False)
     await expect(page.locator('[data-figure="failed"]')).to_have_attribute("data-value", "1")
 
     await link.click()
