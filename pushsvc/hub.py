@@ -32,6 +32,7 @@ from . import protocol
 from .broker import Broker, Publication, Tick
 from .history import History
 from .protocol import DatabaseStatus, RequestId, with_request_id
+from .wsframe import text_frame
 
 PENDING: Any = object()
 
@@ -41,7 +42,7 @@ class Subscriber(Protocol):
 
     topics: set[str]
 
-    def offer(self, topic: str, data: bytes) -> None: ...
+    def offer(self, topic: str, data: bytes, frame: bytes | None = None) -> None: ...
 
     def offer_snapshot(self, topic: str, request_id: RequestId | None) -> None: ...
 
@@ -198,9 +199,9 @@ class Hub:
         topic._snapshot = None
         data = publication.frame or protocol.delta(topic.name, self.epoch, topic.seq, publication.patch)
         self.history.append(topic.name, topic.seq, data)
-        name = topic.name
+        name, frame = topic.name, text_frame(data)  # the same frame bytes for every idle socket
         for session in topic.subscribers:
-            session.offer(name, data)
+            session.offer(name, data, frame)
 
     def on_status(self, status: DatabaseStatus) -> None:
         """Tell every registered session; keep the frame for later ones unless the database is ok."""

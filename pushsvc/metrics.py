@@ -2,10 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+
+class SendTally:
+    """Messages and payload bytes written to WebSockets: plain integers, read at scrape time.
+
+    These two are counted once per socket per delta, on the fan-out's hot
+    path; a ``prometheus_client.Counter`` takes a lock on every ``inc`` (about
+    13% of a fan-out's time at 5,000 sockets, measured with py-spy), while an
+    attribute increment on the event loop's thread needs none.
+    """
+
+    __slots__ = ("bytes", "messages")
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.bytes = 0
+
+    def add(self, payload_bytes: int) -> None:
+        self.messages += 1
+        self.bytes += payload_bytes
+
+
+class _SendTallyCollector(Collector):
+    def __init__(self, tally: SendTally) -> None:
+        self._tally = tally
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("pushsvc_messages_sent", "WebSocket messages sent", value=self._tally.messages)
+        yield CounterMetricFamily("pushsvc_bytes_sent", "WebSocket payload bytes sent", value=self._tally.bytes)
 
 
 class Metrics:
@@ -46,8 +78,8 @@ class Metrics:
         self.published = Counter(
             "pushsvc_deltas_published", "Deltas published (one per topic per tick)", registry=registry
         )
-        self.messages_sent = Counter("pushsvc_messages_sent", "WebSocket messages sent", registry=registry)
-        self.bytes_sent = Counter("pushsvc_bytes_sent", "WebSocket payload bytes sent", registry=registry)
+        self.sent = SendTally()  # pushsvc_messages_sent_total, pushsvc_bytes_sent_total
+        registry.register(_SendTallyCollector(self.sent))
         self.resyncs = Counter("pushsvc_resyncs", "Slow-client queues replaced by a fresh snapshot", registry=registry)
         self.slow_closes = Counter("pushsvc_slow_closes", "Sockets closed with 1013 (too slow)", registry=registry)
         self.http_requests = Counter("pushsvc_http_requests", "REST requests by status", ["status"], registry=registry)

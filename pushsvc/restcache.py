@@ -99,7 +99,7 @@ class _Interest:
     def __init__(self) -> None:
         self.topics: set[str] = set()
 
-    def offer(self, topic: str, data: bytes) -> None:
+    def offer(self, topic: str, data: bytes, frame: bytes | None = None) -> None:
         pass
 
     def offer_snapshot(self, topic: str, request_id: RequestId | None) -> None:

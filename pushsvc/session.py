@@ -95,6 +95,7 @@ class Session:
         self._transport = transport
         self._snapshot = snapshot
         self._metrics = metrics
+        self._sent = metrics.sent
         self._abort = abort
         self._limit = limits.outbox_messages
         self._hard_limit = 2 * limits.outbox_messages + limits.max_subscriptions
@@ -118,15 +119,18 @@ class Session:
 
     # -- enqueueing (never awaits) -------------------------------------------
 
-    def offer(self, topic: str, data: bytes) -> None:
-        """Queue a delta of ``topic`` (called by the hub's fan-out)."""
+    def offer(self, topic: str, data: bytes, frame: bytes | None = None) -> None:
+        """Queue a delta of ``topic`` (called by the hub's fan-out).
+
+        ``frame`` is ``data`` as a ready-made text frame (``wsframe.text_frame``),
+        which the hub builds once per delta for all of its subscribers.
+        """
         if self.closing or topic in self._resyncing:
             return  # the queued snapshot will already include this change
         transport = self._idle_transport() if not self._outbox else None
         if transport is not None:
-            transport.write(text_frame(data))
-            self._metrics.messages_sent.inc()
-            self._metrics.bytes_sent.inc(len(data))
+            transport.write(frame if frame is not None else text_frame(data))
+            self._sent.add(len(data))
             return
         if len(self._outbox) >= self._limit or self.outbound_bytes() + len(data) > self._max_outbound:
             self._metrics.resyncs.inc()
@@ -233,7 +237,7 @@ class Session:
     # -- writing ---------------------------------------------------------------
 
     async def _write_loop(self) -> None:
-        ws, metrics = self._ws, self._metrics
+        ws, sent = self._ws, self._sent
         try:
             while True:
                 while not self._outbox and self._pong is None:
@@ -256,8 +260,7 @@ class Session:
                 else:
                     self._queued_bytes -= len(data)
                 await self._send(ws, data, WSMsgType.TEXT)
-                metrics.messages_sent.inc()
-                metrics.bytes_sent.inc(len(data))
+                sent.add(len(data))
         except (ConnectionError, RuntimeError):
             pass  # the socket went away; the handler cleans up
 

@@ -87,7 +87,7 @@ class FakeSubscriber:
         self.snapshots: list[tuple[str, object]] = []
         self.sent: list[bytes] = []
 
-    def offer(self, topic: str, data: bytes) -> None:
+    def offer(self, topic: str, data: bytes, frame: bytes | None = None) -> None:
         self.offered.append((topic, data))
 
     def offer_snapshot(self, topic: str, request_id: object) -> None:
