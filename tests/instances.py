@@ -64,8 +64,11 @@ class Instance:
     async def session(self) -> aiohttp.ClientSession:
         """An HTTP client bound to this instance (``ws_connect("/api/v1/ws")`` works on it)."""
         if self.http is None or self.http.closed:
-            # Checked against the API contracts like every test client (tests/contracts/checker.py).
-            self.http = aiohttp.ClientSession(base_url=self.base_url, **ContractChecker.current().session_options())
+            # Checked against the API contracts like every test client (tests/contracts/checker.py);
+            # the benchmarks (tests/bench/bench_cluster.py) start instances outside pytest, unchecked.
+            checker = ContractChecker.active
+            options = checker.session_options() if checker is not None else {}
+            self.http = aiohttp.ClientSession(base_url=self.base_url, **options)
         return self.http
 
     async def readyz(self) -> dict[str, Any] | None:
