@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .binlog import (
+    BinlogCoordinate,
     BinlogRequirements,
     BinlogSource,
     ChangeBatch,
@@ -43,6 +44,7 @@ from .binlog import (
     check_requirements,
     covers,
     resolve_contexts,
+    wait_until_visible,
 )
 from .broker import Broker
 from .config import DatabaseURL, PollerConfig
@@ -56,6 +58,7 @@ log = logging.getLogger(__name__)
 NORMAL_POLL_INTERVAL = PollerConfig.interval
 ROLE_CHECK = 1.0  # seconds between checks of whether this instance (still) reads the database
 FOLLOWER = "a cluster follower: the leader reads the database"
+VISIBILITY_TIMEOUT = 2.0  # seconds a batch's reads wait for its commit to become visible, at most
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class BinlogDriver:
         self.batches = 0
         self._changed = asyncio.Event()
         self._read_failing = False
+        self._visibility_late = False  # a batch was read before its commit was visible (logged once)
         poller.interval = self.poll_interval  # until the stream is up
 
     async def run(self) -> None:
@@ -224,6 +228,8 @@ class BinlogDriver:
     async def _read(self, batch: ChangeBatch) -> None:
         """Re-read what ``batch`` names and publish; on failure leave it to the poll loop's next full read."""
         try:
+            if batch.end is not None:
+                await self._wait_until_visible(batch.end)
             targets = ContextTargets(batch.context_ids, read_all=batch.full_reread is not None)
             if not targets.read_all and (batch.job_ids or batch.disk_ids or batch.cbt_ids):
                 async with self.poller.store.snapshot() as reader:
@@ -240,6 +246,23 @@ class BinlogDriver:
                 log.exception("reading a binlog change batch failed; the poll loop reads everything instead")
             self._read_failing = True
             await self._after_full_read()
+
+    async def _wait_until_visible(self, end: BinlogCoordinate) -> None:
+        """Hold the batch's reads until they can see its commits (binlog/visibility.py says why)."""
+        waits = await wait_until_visible(self.poller.store, end, VISIBILITY_TIMEOUT)
+        if waits:
+            self.metrics.binlog_visibility_waits.inc()
+        if waits is None:
+            self.metrics.binlog_visibility_timeouts.inc()
+            if not self._visibility_late:
+                log.warning(
+                    "a binlog change was still not visible to reads after %.0f s; reading anyway, and the"
+                    " safety-net read will show it (logged once until a change is visible in time)",
+                    VISIBILITY_TIMEOUT,
+                )
+            self._visibility_late = True
+        else:
+            self._visibility_late = False
 
     async def _after_full_read(self) -> None:
         """Wake the poll loop and wait for its next successful full read, which covers the batch.

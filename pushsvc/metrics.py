@@ -110,6 +110,16 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
             registry=registry,
         )
+        self.binlog_visibility_waits = Counter(
+            "pushsvc_binlog_visibility_waits",
+            "Change batches whose reads had to wait for the engine commit after the binlog event",
+            registry=registry,
+        )
+        self.binlog_visibility_timeouts = Counter(
+            "pushsvc_binlog_visibility_timeouts",
+            "Change batches read without seeing their commit within the wait (the safety-net read covers them)",
+            registry=registry,
+        )
         self.binlog_fallbacks = Counter(
             "pushsvc_binlog_fallbacks", "Times the binlog stream was lost and polling took over", registry=registry
         )

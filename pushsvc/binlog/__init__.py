@@ -5,7 +5,8 @@
 - :mod:`.rows`: row events of the four watched tables -> ids;
 - :mod:`.coalesce`: one batch per transaction, neighbours merged;
 - :mod:`.resolve`: a batch -> the contexts to re-read (one query at most);
-- :mod:`.requirements`: the start-up check (log_bin, ROW format, grants).
+- :mod:`.requirements`: the start-up check (log_bin, ROW format, grants);
+- :mod:`.visibility`: reads wait until a batch's commits are visible to them.
 
 docs/decisions.md ("Binlog change source") says why it is built this way.
 """
@@ -15,9 +16,11 @@ from .requirements import BinlogRequirements, check_requirements
 from .resolve import ContextTargets, resolve_contexts
 from .rows import WATCHED_TABLES
 from .source import BinlogSource
+from .visibility import BinlogCoordinate, wait_until_visible
 
 __all__ = [
     "WATCHED_TABLES",
+    "BinlogCoordinate",
     "BinlogRequirements",
     "BinlogSource",
     "ChangeBatch",
@@ -27,4 +30,5 @@ __all__ = [
     "check_requirements",
     "covers",
     "resolve_contexts",
+    "wait_until_visible",
 ]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .visibility import BinlogCoordinate
+
 
 @dataclass(frozen=True)
 class ChangeBatch:
@@ -27,7 +29,9 @@ class ChangeBatch:
     database, a transaction too large to itemise); ``None`` when the named
     rows are enough. ``position``: the binlog position (MariaDB GTIDs, one
     per replication domain) just after the newest transaction, so a consumer
-    can say how far it has published (:func:`covers`).
+    can say how far it has published (:func:`covers`). ``end``: the binlog
+    file and offset just after the newest transaction, which reads must see
+    before they decide (:func:`~pushsvc.binlog.visibility.wait_until_visible`).
     """
 
     context_ids: frozenset[str] = frozenset()
@@ -40,6 +44,7 @@ class ChangeBatch:
     # Unix time of the newest transaction's commit event (whole seconds: the binlog's resolution).
     committed_at: float = 0.0
     position: str = ""
+    end: BinlogCoordinate | None = None
 
     def merge(self, other: ChangeBatch) -> ChangeBatch:
         """Both batches' changes as one (``other`` is the later)."""
@@ -53,6 +58,7 @@ class ChangeBatch:
             transactions=self.transactions + other.transactions,
             committed_at=max(self.committed_at, other.committed_at),
             position=other.position or self.position,
+            end=other.end or self.end,
         )
 
 
@@ -88,7 +94,7 @@ class PendingChanges:
             or self.full_reread
         )
 
-    def freeze(self, committed_at: float, position: str = "") -> ChangeBatch:
+    def freeze(self, committed_at: float, position: str = "", end: BinlogCoordinate | None = None) -> ChangeBatch:
         return ChangeBatch(
             context_ids=frozenset(self.context_ids),
             job_ids=frozenset(self.job_ids),
@@ -99,6 +105,7 @@ class PendingChanges:
             transactions=1,
             committed_at=committed_at,
             position=position,
+            end=end,
         )
 
 

@@ -47,6 +47,7 @@ from ..metrics import Metrics
 from .batch import ChangeBatch, PendingChanges, Signal, SourceLost
 from .coalesce import CoalescingQueue
 from .rows import WATCHED_TABLES, ColumnNames, collect
+from .visibility import BinlogCoordinate
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,7 @@ class BinlogSource:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Reader-thread state.
+        self._reader: BinLogStreamReader | None = None  # the connection being read, for its file and offset
         self._pending = PendingChanges()
         self._group: tuple[int, str] | None = None
         self._standalone = False
@@ -252,12 +254,14 @@ class BinlogSource:
             pymysql_wrapper=self._connector(),
             enable_logging=False,
         )
+        self._reader = reader
         try:
             for event in reader:
                 if self._stop.is_set():
                     raise _Stopped
                 self._handle(event)
         finally:
+            self._reader = None
             reader.close()
         raise StreamEnded("the server ended the replication stream")
 
@@ -308,10 +312,17 @@ class BinlogSource:
             if self.metrics is not None:
                 self.metrics.binlog_lag.set(self.lag_seconds)
         if self._pending:
-            self._post(self._queue.put, self._pending.freeze(float(timestamp), self.position))
+            self._post(self._queue.put, self._pending.freeze(float(timestamp), self.position, self._end()))
         self._pending = PendingChanges()
         self._group = None
         self._standalone = False
+
+    def _end(self) -> BinlogCoordinate | None:
+        """The binlog file and offset just after the event being handled (the library follows rotations)."""
+        reader = self._reader
+        if reader is None or not reader.log_file or not reader.log_pos:
+            return None
+        return BinlogCoordinate(str(reader.log_file), int(reader.log_pos))
 
     def _connected(self) -> None:
         self._streamed = True

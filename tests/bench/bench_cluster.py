@@ -1,13 +1,17 @@
 """Cluster benchmarks: real run.py instances on a private Redis and one MariaDB database.
 
-    python tests/bench/bench_cluster.py [--only statements,latency,failover,memory] [--seconds 20]
+    python tests/bench/bench_cluster.py [--only statements,latency,failover,memory,fanout] [--seconds 20]
 
 - statements: database statements per second with 1, 2 and 3 instances, each with clients
   (counted on the wire by one proxy per instance, so the followers' count is exact);
 - latency: commit -> client latency p50/p99 on the leader and on a follower, and the extra
   hop (the same delta's arrival on the follower minus on the leader), at 1 s and 0.25 s;
 - failover: leader SIGKILL -> next delta on a surviving instance, over 10 runs;
-- memory: Redis memory per topic (document hash + delta stream) at the default history.
+- memory: Redis memory per topic (document hash + delta stream) at the default history;
+- fanout: dashboard deltas delivered per second to 1 instance x N sockets against 3 instances
+  x N sockets each (``--fanout-sockets``, default 2,000), every instance polling or following
+  at 100 ms while a writer changes a job every 10 ms, so every tick has a delta for every
+  socket; one load process (loadgen.py's minimal clients) per instance.
 
 Everything it starts (Redis, instances, proxies, the database) is private and removed at the end.
 """
@@ -26,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(1, str(REPO))
+sys.path.insert(1, str(Path(__file__).resolve().parent))  # loadgen, benchlib
 
 import orjson  # noqa: E402
 
@@ -38,6 +43,8 @@ from tests.instances import Cluster  # noqa: E402
 from tests.integration.test_convergence import Appliance  # noqa: E402
 from tests.redisserver import RedisServer  # noqa: E402
 from tests.wsclient import LiveClient  # noqa: E402
+
+from loadgen import SocketFleet  # noqa: E402  # isort: skip
 
 VMS = 40
 ACTIVE = 20
@@ -296,9 +303,67 @@ async def memory(bench: Bench) -> None:
     await cluster.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, in seconds (/proc/<pid>/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / __import__("os").sysconf("SC_CLK_TCK")
+
+
+async def fanout(bench: Bench, sockets: int, seconds: float) -> None:
+    """Deliveries per second: 1 instance x ``sockets`` against 3 instances x ``sockets`` each."""
+    rows = []
+    for count in (1, 3):
+        cluster = await bench.cluster(count, interval=0.1, namespace="fan")
+        fleets: list[SocketFleet] = []
+        writer = asyncio.create_task(bench.progress_writes(0.01))
+        try:
+            for instance in cluster:
+                fleet = SocketFleet(
+                    1,
+                    sockets,
+                    host="127.0.0.1",
+                    port=instance.port,
+                    token=bench.token,
+                    topics=lambda i: ("vm-contexts",),
+                )
+                await asyncio.to_thread(fleet.__enter__)
+                fleets.append(fleet)
+            await asyncio.sleep(2)
+            for fleet in fleets:
+                await asyncio.to_thread(fleet.reset)
+            pids = [instance.process.pid for instance in cluster if instance.process is not None]
+            cpu_before = [cpu_seconds(pid) for pid in pids]
+            started = time.perf_counter()
+            await asyncio.sleep(seconds)
+            stats = [await asyncio.to_thread(fleet.stats) for fleet in fleets]
+            elapsed = time.perf_counter() - started
+            cpu = [100 * (cpu_seconds(pid) - before) / elapsed for pid, before in zip(pids, cpu_before)]
+        finally:
+            writer.cancel()
+            for fleet in fleets:
+                await asyncio.to_thread(fleet.__exit__, None, None, None)
+            await cluster.close()
+        delivered = sum(stat["messages"] for stat in stats) / elapsed
+        opened = sum(stat["open"] for stat in stats)
+        closed = sum(stat["closed"] for stat in stats)
+        rows.append((count, opened, delivered, cpu, closed))
+    base = rows[0][2]
+    print(f"\n## Fan-out: deliveries per second, 1 vs 3 instances x {sockets:,} sockets (interval 0.1 s)")
+    print(
+        "| instances | sockets | deliveries/s | ceiling (10 ticks/s) | vs 1 instance | service CPU % per instance | closed |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for count, opened, delivered, cpu, closed in rows:
+        shown = ", ".join(f"{value:.0f}" for value in cpu)
+        print(
+            f"| {count} | {opened:,} | {delivered:,.0f} | {10 * opened:,} | {delivered / base:.2f}x | {shown} | {closed} |"
+        )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", default="statements,latency,failover,memory")
+    parser.add_argument("--only", default="statements,latency,failover,memory,fanout")
+    parser.add_argument("--fanout-sockets", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
@@ -314,6 +379,8 @@ async def main() -> None:
                 await failover(bench, args.runs)
             elif name == "memory":
                 await memory(bench)
+            elif name == "fanout":
+                await fanout(bench, args.fanout_sockets, args.seconds)
     finally:
         with contextlib.suppress(Exception):
             await bench.close()

@@ -38,6 +38,9 @@ CTX1 = str(SEED_CONTEXT["context_id"])
 VM1 = str(SEED_CONTEXT["vm_name"])
 JOB1 = str(SEED_CURRENT_JOB["id"])
 TIMEOUT = 15.0
+# Statements of the visibility barrier before each batch's reads (START TRANSACTION WITH CONSISTENT
+# SNAPSHOT, SHOW STATUS, ROLLBACK: pushsvc/binlog/visibility.py).
+VISIBILITY_BARRIER = 3
 SAFETY_NET = 3600.0  # no safety-net read during a test: the binlog alone must do it
 TOUCH = "UPDATE vm_replication_contexts SET power_state = %s WHERE context_id = %s"
 Client = TestClient[web.Request, web.Application]
@@ -180,7 +183,11 @@ async def test_the_four_statement_finish_is_one_delta_per_topic(
 async def test_a_change_to_one_vm_rereads_only_that_vm(
     live_app: Live, binlog_server: PrivateMariaDB, token: str
 ) -> None:
-    """One job's progress: one statement for that VM's dashboard row (and the read's ROLLBACK), not the table."""
+    """One job's progress: one statement for that VM's dashboard row (and the read's ROLLBACK), not the table.
+
+    Before it, the visibility barrier's consistent snapshot (binlog/visibility.py): three statements that
+    read no table.
+    """
     app, client, store = live_app
     for index in range(30):
         await execute(
@@ -202,8 +209,12 @@ async def test_a_change_to_one_vm_rereads_only_that_vm(
             cursor.execute("SELECT CONNECTION_ID()")
             [(monitor_id,)] = cursor.fetchall()
         for sql_args, expected_statements, with_children in (
-            (("UPDATE replication_jobs SET progress_percent = 42.5 WHERE id = %s", [JOB1]), 2, False),
-            ((TOUCH, ["poweredOff", "ctx-extra-7"]), 5, True),
+            (
+                ("UPDATE replication_jobs SET progress_percent = 42.5 WHERE id = %s", [JOB1]),
+                VISIBILITY_BARRIER + 2,
+                False,
+            ),
+            ((TOUCH, ["poweredOff", "ctx-extra-7"]), VISIBILITY_BARRIER + 5, True),
         ):
             with monitor.cursor() as cursor:
                 cursor.execute("TRUNCATE TABLE mysql.general_log")
@@ -230,7 +241,13 @@ async def test_a_change_to_one_vm_rereads_only_that_vm(
                 )
                 sent = [bytes(row[0]).decode() if isinstance(row[0], bytes) else row[0] for row in cursor.fetchall()]
             # Everything the service sent to the database for this change.
-            reads = [" ".join(sql.split()) for sql in sent]
+            barrier = sent[:VISIBILITY_BARRIER]
+            reads = [" ".join(sql.split()) for sql in sent[VISIBILITY_BARRIER:]]
+            assert barrier == [
+                "START TRANSACTION WITH CONSISTENT SNAPSHOT",
+                "SHOW STATUS LIKE 'binlog_snapshot_%'",
+                "ROLLBACK",
+            ]
             assert "FROM vm_replication_contexts c LEFT JOIN replication_jobs j" in reads[0]
             changed = CTX1 if not with_children else "ctx-extra-7"
             named = (
@@ -291,7 +308,8 @@ async def test_writes_to_another_database_are_ignored(
         await settle(app, store)
         await live.catch_up(app[hub_key])
         assert driver(app).batches - batches == 1
-        assert app[store_key].statements - statements == 1 + 3 + 1  # our VM's row and children, ROLLBACK
+        # The visibility barrier (3), then our VM's row and children, and the read's ROLLBACK.
+        assert app[store_key].statements - statements == VISIBILITY_BARRIER + 1 + 3 + 1
         messages = live.log[start:]
         assert [(m["type"], m["topic"]) for m in messages] == [
             ("delta", "vm-contexts"),

@@ -13,7 +13,15 @@ import time
 
 import pytest
 
-from pushsvc.binlog import BinlogSource, ChangeBatch, SourceLost, check_requirements, resolve_contexts
+from pushsvc.binlog import (
+    BinlogCoordinate,
+    BinlogSource,
+    ChangeBatch,
+    SourceLost,
+    check_requirements,
+    resolve_contexts,
+    wait_until_visible,
+)
 from pushsvc.config import DatabaseConfig, parse_database_url
 from pushsvc.demo.seed import SECOND_CONTEXT, SEED_CBT, SEED_CONTEXT, SEED_CURRENT_JOB, SEED_DISK, load_seed
 from pushsvc.metrics import Metrics
@@ -246,6 +254,36 @@ async def test_the_four_statement_finish_is_one_batch(binlog_store, start_source
     await execute(store, touch_context(CTX2))
     after = await next_batch(source)
     assert (after.context_ids, after.transactions) == ({CTX2}, 1)  # nothing of the finish was left over
+
+
+async def test_a_batch_ends_where_its_transaction_ends_in_the_binlog(streaming, binlog_server):
+    """``end`` is the binlog file and offset after the commit: what reads must see before they decide."""
+    store, source, _ = streaming
+    await execute(store, touch_context(CTX1))
+    batch = await next_batch(source)
+    with binlog_server.connect() as conn, conn.cursor() as cursor:
+        cursor.execute("SHOW MASTER STATUS")
+        file, offset = cursor.fetchone()[:2]
+    assert batch.end == BinlogCoordinate(file, offset)
+
+
+async def test_reads_wait_until_a_batch_is_visible(streaming):
+    """The consistent snapshot's binlog position says whether a read would see the batch.
+
+    MariaDB sends a transaction's events before its engine commit makes the
+    rows visible (binlog/visibility.py); a release build offers no way to hold
+    a commit in between, so this checks the barrier against positions the
+    server has and has not reached.
+    """
+    store, source, _ = streaming
+    await execute(store, touch_context(CTX1))
+    end = (await next_batch(source)).end
+    assert end is not None
+    assert await wait_until_visible(store, end, patience=2.0) == 0  # committed and acknowledged: visible
+    assert await wait_until_visible(store, end._replace(offset=end.offset - 1), patience=2.0) == 0
+    started = time.monotonic()
+    assert await wait_until_visible(store, end._replace(offset=end.offset + 10**9), patience=0.1) is None
+    assert 0.05 <= time.monotonic() - started < 1.0  # it kept asking, then gave up at its patience
 
 
 async def test_a_quiet_stream_stays_connected(binlog_store, start_source):
