@@ -284,6 +284,7 @@ async def memory(bench: Bench) -> None:
             # The detail topic changes only when its own VM is written; steer the writer there.
             bench.active = [bench.active[0]]
     writer.cancel()
+    bench.active = [vm for vm in bench.appliance.vms.values() if vm.current_job]  # as setup() left it
     stop.set()
     await drainer
     print(f"\n## Redis memory per topic ({VMS} VMs, {ACTIVE} replicating; history 256 deltas)")
