@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import multiprocessing
 import random
 import statistics
 import sys
@@ -44,7 +45,7 @@ from tests.integration.test_convergence import Appliance  # noqa: E402
 from tests.redisserver import RedisServer  # noqa: E402
 from tests.wsclient import LiveClient  # noqa: E402
 
-from loadgen import SocketFleet  # noqa: E402  # isort: skip
+from loadgen import MARKER_BASE, SocketFleet  # noqa: E402  # isort: skip
 
 VMS = 40
 ACTIVE = 20
@@ -54,6 +55,63 @@ WRITE_PAUSE = float(__import__("os").environ.get("BENCH_WRITE_PAUSE", "0.01"))  
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+async def progress_writes(
+    store,
+    job_ids: list[str],
+    pause: float,
+    stamps: dict[int, float] | None = None,
+    column: str = "bytes_transferred",
+    first_marker: int = 0,
+) -> None:
+    """Job progress rewrites, one every ``pause`` s, each setting ``column`` to a fresh marker value.
+
+    ``stamps`` maps each marker to the wall-clock time its commit was acknowledged.
+    """
+    marker = first_marker or int(time.time() * 1000) * 1000
+    rng = random.Random(3)
+    while True:
+        job_id = rng.choice(job_ids)
+        marker += 1
+        async with store.transaction() as writer:
+            await writer.execute(
+                f"UPDATE replication_jobs SET {column} = %s, updated_at = NOW(3) WHERE id = %s", [marker, job_id]
+            )
+        if stamps is not None:
+            stamps[marker] = time.time()
+        await asyncio.sleep(pause)
+
+
+def _writer_main(url: str, job_ids: list[str], pause: float, conn, options: dict) -> None:
+    async def run() -> None:
+        store = open_store(make_config(url).database)
+        stamps: dict[int, float] = {}
+        task = asyncio.create_task(progress_writes(store, job_ids, pause, stamps, **options))
+        await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # "stop"
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await store.close()
+        conn.send(stamps)
+
+    asyncio.run(run())
+
+
+class WriterProcess:
+    """``progress_writes`` in a process of its own; ``stop()`` returns its stamps (wall-clock commit times)."""
+
+    def __init__(self, url: str, job_ids: list[str], pause: float, **options) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_writer_main, args=(url, job_ids, pause, child, options), daemon=True)
+        self.process.start()
+
+    async def stop(self) -> dict[int, float]:
+        self.conn.send("stop")
+        stamps = await asyncio.get_running_loop().run_in_executor(None, self.conn.recv)
+        self.process.join(5)
+        return stamps
 
 
 class Bench:
@@ -101,19 +159,11 @@ class Bench:
 
     async def progress_writes(self, pause: float, stamps: dict[int, float] | None = None) -> None:
         """Job progress rewrites, one every ``pause`` s; ``stamps`` maps each marker value to its commit time."""
-        marker = int(time.time() * 1000) * 1000
-        rng = random.Random(3)
-        while True:
-            vm = rng.choice(self.active)
-            marker += 1
-            async with self.store.transaction() as writer:
-                await writer.execute(
-                    "UPDATE replication_jobs SET bytes_transferred = %s, updated_at = NOW(3) WHERE id = %s",
-                    [marker, vm.current_job],
-                )
-            if stamps is not None:
-                stamps[marker] = time.perf_counter()
-            await asyncio.sleep(pause)
+        await progress_writes(self.store, [vm.current_job for vm in self.active], pause, stamps)
+
+    def progress_writer_process(self, pause: float, **options) -> WriterProcess:
+        """The same writes from a process of its own, so they take nothing from the measuring clients' loop."""
+        return WriterProcess(self.url, [vm.current_job for vm in self.active], pause, **options)
 
     async def close(self) -> None:
         for cluster in self.clusters:
@@ -184,59 +234,66 @@ async def latency(bench: Bench, seconds: float) -> None:
     print("\n## Change -> client latency, leader vs follower (ms)")
     print("| interval | clients on | samples | p50 | p99 | extra hop p50 | extra hop p99 |")
     print("|---|---|---|---|---|---|---|")
-    for interval in (1.0, 0.25):
-        await latency_at(bench, interval, seconds)
+    for run, interval in enumerate((1.0, 0.25)):
+        await latency_at(bench, interval, seconds, MARKER_BASE + 10_000_000 * run)
 
 
-async def latency_at(bench: Bench, interval: float, seconds: float) -> None:
-    topics = ["vm-contexts"] + [f"vm-context/{vm.name}" for vm in bench.active[:5]]
+async def latency_at(bench: Bench, interval: float, seconds: float, first_marker: int) -> None:
+    """One client on the leader and one on a follower, each in a load process of its own (loadgen.py).
+
+    The writer (another process) sets a job's ``vma_eta_seconds`` to a fresh
+    marker every ``BENCH_WRITE_PAUSE`` s; the clients note the wall-clock time
+    a frame carrying a marker arrives, before any parsing. Latency: commit
+    acknowledged -> first frame with the marker; extra hop: the same marker's
+    first arrival on the follower minus on the leader (one sample per delta).
+    """
+    topics = ("vm-contexts", *(f"vm-context/{vm.name}" for vm in bench.active[:5]))
     cluster = await bench.cluster(2, interval=interval)
     leader = await cluster.leader()
     follower = next(instance for instance in cluster if instance is not leader)
-    on_leader = await clients_on(leader, bench.token, topics, 1)
-    on_follower = await clients_on(follower, bench.token, topics, 1)
-    stamps: dict[int, float] = {}
-    arrivals: dict[str, dict[tuple[str, int], float]] = {"leader": {}, "follower": {}}
-    latencies: dict[str, list[float]] = {"leader": [], "follower": []}
-
-    def record(client, message, now, *, side: str) -> None:
-        if message.get("type") != "delta":
-            return
-        arrivals[side][(message["topic"], message["seq"])] = now
-        if message["topic"] != "vm-contexts":
-            return
-        for entry in message["patch"]["vm_contexts"].values():
-            marker = ((entry or {}).get("current_job") or {}).get("bytes_transferred")
-            if marker in stamps:
-                latencies[side].append((now - stamps[marker]) * 1000)
-
-    stop = asyncio.Event()
-    drainers = [
-        asyncio.create_task(drain(on_leader, stop, lambda c, m, t: record(c, m, t, side="leader"))),
-        asyncio.create_task(drain(on_follower, stop, lambda c, m, t: record(c, m, t, side="follower"))),
-    ]
-    writer = asyncio.create_task(bench.progress_writes(0.01, stamps))
-    await asyncio.sleep(seconds)
-    writer.cancel()
-    await asyncio.sleep(interval + 0.5)
-    stop.set()
-    await asyncio.gather(*drainers)
-    hops = [
-        (arrivals["follower"][key] - at) * 1000 for key, at in arrivals["leader"].items() if key in arrivals["follower"]
-    ]
-    by_kind: dict[str, list[float]] = {}
-    for key, at in arrivals["leader"].items():
-        if key in arrivals["follower"]:
-            by_kind.setdefault(key[0].split("/")[0], []).append((arrivals["follower"][key] - at) * 1000)
-    hop_notes = "; ".join(f"{kind} p50 {pct(v, 50):.2f} p99 {pct(v, 99):.2f} ({len(v)})" for kind, v in by_kind.items())
+    fleets: dict[str, SocketFleet] = {}
+    try:
+        for side, instance in (("leader", leader), ("follower", follower)):
+            fleet = SocketFleet(
+                1,
+                1,
+                host="127.0.0.1",
+                port=instance.port,
+                token=bench.token,
+                topics=lambda i: topics,
+                track_markers=True,
+            )
+            await asyncio.to_thread(fleet.__enter__)
+            fleets[side] = fleet
+        for fleet in fleets.values():
+            await asyncio.to_thread(fleet.reset)
+        writer = bench.progress_writer_process(WRITE_PAUSE, column="vma_eta_seconds", first_marker=first_marker)
+        await asyncio.sleep(seconds)
+        stamps = await writer.stop()
+        await asyncio.sleep(interval + 0.5)
+        first: dict[str, dict[int, float]] = {}
+        for side, fleet in fleets.items():
+            seen: dict[int, float] = {}
+            for socket_markers in await asyncio.to_thread(fleet.markers):
+                for marker, at in socket_markers:
+                    seen[marker] = min(at, seen.get(marker, at))
+            first[side] = seen
+    finally:
+        for fleet in fleets.values():
+            await asyncio.to_thread(fleet.__exit__, None, None, None)
+        await cluster.close()
+    latencies = {
+        side: [(at - stamps[marker]) * 1000 for marker, at in seen.items() if marker in stamps]
+        for side, seen in first.items()
+    }
+    # One sample per delta: the markers of one delta share both arrival times.
+    pairs = {(at, first["follower"][marker]) for marker, at in first["leader"].items() if marker in first["follower"]}
+    hops = [(on_follower - on_leader) * 1000 for on_leader, on_follower in pairs]
     for side in ("leader", "follower"):
         values = latencies[side]
         hop = f"{pct(hops, 50):.2f} | {pct(hops, 99):.2f}" if side == "follower" else "- | -"
         print(f"| {interval} s | {side} | {len(values)} | {pct(values, 50):.1f} | {pct(values, 99):.1f} | {hop} |")
-    print(f"|  | (extra hop over {len(hops)} deltas: {hop_notes}) | | | | | |")
-    for client in on_leader + on_follower:
-        await client.close()
-    await cluster.close()
+    print(f"|  | (extra hop over {len(hops)} deltas, max {max(hops, default=float('nan')):.2f} ms) | | | | | |")
 
 
 async def failover(bench: Bench, runs: int) -> None:
