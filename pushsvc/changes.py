@@ -237,7 +237,7 @@ class BinlogDriver:
             if targets.read_all:
                 await self.poller.poll_once()
             else:
-                await self.poller.poll_contexts(targets.context_ids)
+                await self.poller.poll_contexts(targets.context_ids, batch.only_job_updates())
             self._read_failing = False
         except StoreUnavailable:
             await self._after_full_read()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from .documents import DocumentBuilder, dashboard_entry, detail_document, list_document, list_item_with_last_job
@@ -97,7 +97,11 @@ async def read_state(
 
 
 async def read_named_state(
-    store: Store, context_ids: Collection[str], old_names: Collection[str], detail_names: Iterable[str]
+    store: Store,
+    context_ids: Collection[str],
+    old_names: Collection[str],
+    detail_names: Iterable[str],
+    known_children: Callable[[ContextWithJob], Children | None] = lambda row: None,
 ) -> tuple[set[str], dict[str, ContextWithJob], dict[str, Children]]:
     """What :func:`read_state` would say about some VMs only, in one snapshot.
 
@@ -106,7 +110,8 @@ async def read_named_state(
     plus the contexts' current names), the row shown under each of those
     names (absent: no context of that name any more), and the children of
     the rows shown under ``detail_names`` among them. One statement, plus
-    three when a detail topic is among the names.
+    three when a detail topic is among the names, unless ``known_children``
+    vouches for every such row's children (given the row just read).
     """
     wanted = set(detail_names)
     async with store.snapshot() as reader:
@@ -118,6 +123,15 @@ async def read_named_state(
             name = row.context.vm_name
             if name in names and name not in shown:
                 shown[name] = row
-        ids = [row.context.context_id for name, row in shown.items() if name in wanted]
-        children = await read_children(reader, ids) if ids else {}
+        children: dict[str, Children] = {}
+        ids = []
+        for name, row in shown.items():
+            if name in wanted:
+                known = known_children(row)
+                if known is None:
+                    ids.append(row.context.context_id)
+                else:
+                    children[row.context.context_id] = known
+        if ids:
+            children.update(await read_children(reader, ids))
     return names, shown, children

@@ -45,9 +45,21 @@ class ChangeBatch:
     committed_at: float = 0.0
     position: str = ""
     end: BinlogCoordinate | None = None
+    # (context id, job id) for the contexts named by nothing but updates of their jobs' rows (full row
+    # images): when the job is the context's current one, its detail's children (job history, disks,
+    # CBT) cannot have changed, and the read can skip them (Poller.poll_contexts).
+    job_updates_only: frozenset[tuple[str, str]] = frozenset()
+
+    def only_job_updates(self) -> dict[str, frozenset[str]]:
+        """Context id -> the job ids whose row updates are all that named it."""
+        jobs: dict[str, set[str]] = {}
+        for context_id, job_id in self.job_updates_only:
+            jobs.setdefault(context_id, set()).add(job_id)
+        return {context_id: frozenset(ids) for context_id, ids in jobs.items()}
 
     def merge(self, other: ChangeBatch) -> ChangeBatch:
         """Both batches' changes as one (``other`` is the later)."""
+        named_otherwise = _named_otherwise(self) | _named_otherwise(other)
         return ChangeBatch(
             context_ids=self.context_ids | other.context_ids,
             job_ids=self.job_ids | other.job_ids,
@@ -59,7 +71,15 @@ class ChangeBatch:
             committed_at=max(self.committed_at, other.committed_at),
             position=other.position or self.position,
             end=other.end or self.end,
+            job_updates_only=frozenset(
+                pair for pair in self.job_updates_only | other.job_updates_only if pair[0] not in named_otherwise
+            ),
         )
+
+
+def _named_otherwise(batch: ChangeBatch) -> set[str]:
+    """The contexts ``batch`` names for anything but updates of their jobs' rows."""
+    return set(batch.context_ids) - {context_id for context_id, _ in batch.job_updates_only}
 
 
 @dataclass(frozen=True)
@@ -83,6 +103,8 @@ class PendingChanges:
     contexts_changed: bool = False
     full_reread: str | None = None
     rows: int = 0
+    job_updates: set[tuple[str, str]] = field(default_factory=set)  # (context id, job id) of job row updates
+    named_otherwise: set[str] = field(default_factory=set)  # contexts named by any other row
 
     def __bool__(self) -> bool:
         return bool(
@@ -106,6 +128,7 @@ class PendingChanges:
             committed_at=committed_at,
             position=position,
             end=end,
+            job_updates_only=frozenset(pair for pair in self.job_updates if pair[0] not in self.named_otherwise),
         )
 
 

@@ -127,6 +127,7 @@ def _collect_contexts(event: RowsEvent, columns: ColumnNames, pending: PendingCh
             pending.full_reread = "a context row without its id"
             return
         pending.context_ids |= ids
+        pending.named_otherwise |= ids
         if len(ids) > 1:
             pending.contexts_changed = True  # a context's id changed: one VM went, another came
 
@@ -147,10 +148,16 @@ def _collect_children(event: RowsEvent, columns: ColumnNames, pending: PendingCh
         if owners[0] is None and any(owner is not None for owner in owners[1:]):
             pending.full_reread = f"a {table} row moved from a VM its image does not name"
             return
-        pending.context_ids.update(str(owner) for owner in owners if owner is not None)
+        named = {str(owner) for owner in owners if owner is not None}
+        pending.context_ids |= named
+        row_id = next((value for value in (image.get("id") for image in images) if value is not None), None)
+        updated_in_place = isinstance(event, UpdateRowsEvent) and len(named) == 1 and None not in owners
+        if table == JOBS and updated_in_place and row_id is not None:
+            pending.job_updates.add((next(iter(named)), str(row_id)))  # perhaps the context's current job
+            continue
+        pending.named_otherwise |= named
         if owners[0] is not None and (table != JOBS or None not in owners):
             continue
-        row_id = next((value for value in (image.get("id") for image in images) if value is not None), None)
         if row_id is None:
             pending.full_reread = f"a {table} row without its key"
             return

@@ -27,6 +27,7 @@ from pushsvc.demo.seed import SEED_CONTEXT, SEED_CURRENT_JOB, SEED_DISK, SEED_TI
 from pushsvc.keys import changes_key, hub_key, poller_key, store_key
 from pushsvc.store import Store, open_store
 from pushsvc.store.mariadb import MariaDBStore
+from pushsvc.store.writes import for_engine, insert_row
 
 from ..binlog_server import PrivateMariaDB, other_seeded_database
 from ..helpers import SECRET, finish_job_statements, rest_dashboard, rest_detail
@@ -200,6 +201,7 @@ async def test_a_change_to_one_vm_rereads_only_that_vm(
         )
     live = await watch(client, token, "vm-contexts", "vm-context/extra-07")
     await settle(app, store)
+    await app[poller_key].wait_idle()  # the early ticks the subscriptions asked for are done
     service = app[store_key]
     monitor = binlog_server.connect()
     try:
@@ -292,12 +294,45 @@ async def test_a_large_transaction(live_app: Live, token: str, auth_headers: dic
     await assert_converged(app, client, auth_headers, [live])
 
 
+async def test_an_update_of_the_current_job_reads_no_children(
+    live_app: Live, token: str, auth_headers: dict[str, str]
+) -> None:
+    """Progress of a VM's current job: its detail's delta comes from the dashboard row alone.
+
+    The job history leaves the current job out, and disks and CBT rows are
+    other tables, so the three children statements are skipped; an update of
+    one of the VM's older jobs (its history) reads them.
+    """
+    app, client, store = live_app
+    older = {**SEED_CURRENT_JOB, "id": "job-older-1", "status": "completed", "progress_percent": 100.0}
+    async with store.transaction() as writer:
+        await insert_row(writer, "replication_jobs", for_engine(older, store.engine))
+    live = await watch(client, token, "vm-contexts", f"vm-context/{VM1}")
+    await settle(app, store)
+    await app[poller_key].wait_idle()  # the early ticks the two subscriptions asked for are done
+    service = app[store_key]
+    for sql, args, statements, changed in (
+        ("UPDATE replication_jobs SET progress_percent = 61.5 WHERE id = %s", [JOB1], 2, "current_job"),
+        ("UPDATE replication_jobs SET status = 'failed' WHERE id = %s", ["job-older-1"], 5, "job_history"),
+    ):
+        start, before = len(live.log), service.statements
+        await execute(store, (sql, args))
+        await settle(app, store)
+        assert service.statements - before == VISIBILITY_BARRIER + statements
+        await live.catch_up(app[hub_key])
+        (detail,) = new_messages(live, start, f"vm-context/{VM1}")
+        assert changed in detail["patch"], detail
+    assert live.docs[f"vm-context/{VM1}"]["current_job"]["progress_percent"] == 61.5
+    assert live.document(f"vm-context/{VM1}") == await rest_detail(client, auth_headers, VM1)
+
+
 async def test_writes_to_another_database_are_ignored(
     live_app: Live, binlog_server: PrivateMariaDB, token: str
 ) -> None:
     app, client, store = live_app
     live = await watch(client, token, "vm-contexts", f"vm-context/{VM1}")
     await settle(app, store)
+    await app[poller_key].wait_idle()  # the early ticks the subscriptions asked for are done
     start, statements, batches = len(live.log), app[store_key].statements, driver(app).batches
     async with other_seeded_database(binlog_server) as other:
         await execute(other, (TOUCH, ["poweredOff", CTX1]), ("UPDATE replication_jobs SET progress_percent = 99", []))

@@ -267,6 +267,18 @@ async def test_a_batch_ends_where_its_transaction_ends_in_the_binlog(streaming, 
     assert batch.end == BinlogCoordinate(file, offset)
 
 
+async def test_job_row_updates_are_told_apart(streaming):
+    """A batch says which contexts only updates of job rows named (the read may then skip the children)."""
+    store, source, _ = streaming
+    progress = ("UPDATE replication_jobs SET progress_percent = 12.5 WHERE id = %s", [JOB1])
+    await execute(store, progress)
+    assert (await next_batch(source)).job_updates_only == {(CTX1, JOB1)}
+    await execute(store, progress, touch_context(CTX1))  # the context row too: nothing to skip
+    assert (await next_batch(source)).job_updates_only == frozenset()
+    await execute(store, progress, ("UPDATE vm_disks SET sync_progress_percent = 3 WHERE id = %s", [SEED_DISK["id"]]))
+    assert (await next_batch(source)).job_updates_only == frozenset()
+
+
 async def test_reads_wait_until_a_batch_is_visible(streaming):
     """The consistent snapshot's binlog position says whether a read would see the batch.
 

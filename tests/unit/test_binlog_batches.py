@@ -87,3 +87,21 @@ def test_global_privileges_come_from_the_login_and_its_active_role():
     assert global_privileges(["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION"]) == {
         "ALL PRIVILEGES"
     }
+
+
+def test_contexts_named_only_by_job_updates_keep_their_jobs_through_a_merge():
+    progress = batch("a", "b", job_updates_only=frozenset({("a", "j1"), ("b", "j2")}))
+    assert progress.only_job_updates() == {"a": frozenset({"j1"}), "b": frozenset({"j2"})}
+    more = batch("a", job_updates_only=frozenset({("a", "j3")}))
+    assert progress.merge(more).only_job_updates() == {"a": frozenset({"j1", "j3"}), "b": frozenset({"j2"})}
+    # A context row (or a disk, a CBT row, a job inserted or deleted) named "b" too: its children must be read.
+    assert progress.merge(batch("b")).only_job_updates() == {"a": frozenset({"j1"})}
+    assert batch("b").merge(progress).only_job_updates() == {"a": frozenset({"j1"})}
+
+
+def test_pending_job_updates_count_only_for_contexts_nothing_else_named():
+    pending = PendingChanges()
+    pending.context_ids |= {"a", "b"}
+    pending.job_updates |= {("a", "j1"), ("b", "j2")}
+    pending.named_otherwise.add("b")  # say, a disk of "b" in the same transaction
+    assert pending.freeze(1.0).job_updates_only == frozenset({("a", "j1")})
