@@ -146,9 +146,9 @@ class Poller:
         dashboard row, and a watched detail topic's children too) and
         publishes at most one delta per topic. ``job_updates_only`` maps
         the contexts that only updates of job rows named to those jobs' ids:
-        when that is the VM's current job (as just read, and as cached),
-        its children (job history, disks, CBT) cannot have changed and are
-        taken from the cache instead of three more statements. A topic whose published
+        when that is the VM's current job (as just read, and as cached), its
+        children (job history, disks, CBT) cannot have changed and are taken
+        from the cache instead of three more statements. A topic whose published
         document the caches do not describe (first documents still to come
         from the early tick, another cluster leader's last publication, a
         database outage being recovered from) makes it a full read instead.
