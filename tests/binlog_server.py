@@ -15,6 +15,7 @@ redo log and no name resolution.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -213,3 +214,23 @@ async def other_seeded_database(server: PrivateMariaDB) -> AsyncIterator[Store]:
     finally:
         await other.close()
         server.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+@contextlib.asynccontextmanager
+async def binlog_off_database(template: Path, directory: Path, server_id: int) -> AsyncIterator[tuple[str, Store]]:
+    """(URL, store) of a seeded database on a private server of its own with the binary log off
+    (MariaDB's defaults, as on an appliance that never had it on); the server stops afterwards."""
+    server = PrivateMariaDB(directory, template, log_bin=False, server_id=server_id)
+    await asyncio.to_thread(server.start)
+    try:
+        server.execute("CREATE DATABASE pushsvc_test_nobinlog")
+        url = server.database_url("pushsvc_test_nobinlog")
+        store = open_store(DatabaseConfig(url=url))
+        try:
+            await store.create_schema()
+            await load_seed(store)
+            yield url, store
+        finally:
+            await store.close()
+    finally:
+        await asyncio.to_thread(server.stop)

@@ -10,11 +10,10 @@ and its image did not say whose it was) cannot be placed: then the answer is
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from ..store.base import Reader
+from ..store.base import Reader, placeholders
 from .batch import ChangeBatch
 
 # More keys than this in one batch: one full read is cheaper than a long IN list.
@@ -30,10 +29,6 @@ class ContextTargets:
     reason: str | None = None
 
 
-def _marks(values: Collection[Any]) -> str:
-    return ", ".join(["%s"] * len(values))
-
-
 async def resolve_contexts(reader: Reader, batch: ChangeBatch) -> ContextTargets:
     """The contexts ``batch`` touched; one query when it holds keys, none otherwise."""
     if batch.full_reread is not None:
@@ -47,17 +42,17 @@ async def resolve_contexts(reader: Reader, batch: ChangeBatch) -> ContextTargets
     parts: list[str] = []
     args: list[Any] = []
     if jobs:
-        parts.append(f"SELECT 'job', id, vm_context_id FROM replication_jobs WHERE id IN ({_marks(jobs)})")
+        parts.append(f"SELECT 'job', id, vm_context_id FROM replication_jobs WHERE id IN ({placeholders(jobs)})")
         parts.append(
             "SELECT 'job', current_job_id, context_id FROM vm_replication_contexts"
-            f" WHERE current_job_id IN ({_marks(jobs)})"
+            f" WHERE current_job_id IN ({placeholders(jobs)})"
         )
         args += jobs + jobs
     if disks:
-        parts.append(f"SELECT 'disk', id, vm_context_id FROM vm_disks WHERE id IN ({_marks(disks)})")
+        parts.append(f"SELECT 'disk', id, vm_context_id FROM vm_disks WHERE id IN ({placeholders(disks)})")
         args += disks
     if cbt:
-        parts.append(f"SELECT 'cbt', id, vm_context_id FROM cbt_history WHERE id IN ({_marks(cbt)})")
+        parts.append(f"SELECT 'cbt', id, vm_context_id FROM cbt_history WHERE id IN ({placeholders(cbt)})")
         args += cbt
     rows = await reader.fetch_all(" UNION ALL ".join(parts), args)
     found: set[tuple[str, str]] = set()

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..store import Store, StoreUnavailable, Writer
+from ..store import Store, StoreUnavailable, Writer, placeholders
 from ..store.writes import for_engine, insert_row
 from ..tasks import raise_if_cancelling
 from ..timefmt import parse_db_time
@@ -212,7 +212,7 @@ class Simulator:
 
     async def _read(self) -> list[_VM]:
         ids = sorted(self.context_ids)
-        marks = ", ".join(["%s"] * len(ids))
+        marks = placeholders(ids)
         async with self.store.snapshot() as reader:
             rows = await reader.fetch_all(
                 f"SELECT {_CONTEXT_COLUMNS}, j.id, {_JOB_COLUMNS} FROM vm_replication_contexts c"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ..config import DatabaseConfig, parse_database_url
-from .base import Reader, Store, StoreUnavailable, Writer
+from .base import Reader, Store, StoreUnavailable, Writer, placeholders
 
-__all__ = ["Reader", "Store", "StoreUnavailable", "Writer", "open_store"]
+__all__ = ["Reader", "Store", "StoreUnavailable", "Writer", "open_store", "placeholders"]
 
 
 def open_store(database: DatabaseConfig, default_url: str = "") -> Store:

@@ -8,11 +8,19 @@ parameterised); the SQLite implementation translates them.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 Args = Sequence[Any]
+
+
+def placeholders(values: Collection[object]) -> str:
+    """``%s, %s, ...``: one parameter marker per value, for ``IN (...)`` and ``VALUES (...)``.
+
+    The values themselves always go as arguments, never into the SQL.
+    """
+    return ", ".join(["%s"] * len(values))
 
 
 class StoreUnavailable(Exception):

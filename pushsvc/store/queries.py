@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from .base import Reader
+from .base import Reader, placeholders
 from .rows import (
     CbtRow,
     Children,
@@ -149,10 +149,10 @@ async def read_contexts_with_jobs_named(
     ids, known = sorted(context_ids), sorted(names)
     conditions, args = [], []
     if ids:
-        conditions.append(f"t.context_id IN ({', '.join(['%s'] * len(ids))})")
+        conditions.append(f"t.context_id IN ({placeholders(ids)})")
         args += ids
     if known:
-        conditions.append(f"t.vm_name IN ({', '.join(['%s'] * len(known))})")
+        conditions.append(f"t.vm_name IN ({placeholders(known)})")
         args += known
     if not conditions:
         return []
@@ -168,7 +168,7 @@ async def read_last_jobs(reader: Reader, context_ids: Sequence[str]) -> dict[str
     if not context_ids:
         return {}
     ids = list(dict.fromkeys(context_ids))
-    marks = ", ".join(["%s"] * len(ids))
+    marks = placeholders(ids)
     rows = await reader.fetch_all(
         f"SELECT newest.context_id, {_LAST_JOB_COLUMNS}"
         f" FROM {_newest_other_jobs(f'WHERE n.context_id IN ({marks})')} newest"
@@ -187,7 +187,7 @@ async def read_children(reader: Reader, context_ids: Sequence[str]) -> dict[str,
     if not children:
         return children
     ids = list(children)
-    marks = ", ".join(["%s"] * len(ids))
+    marks = placeholders(ids)
     history_columns = columns(JobHistoryRow._fields)
     history = await reader.fetch_all(
         f"""

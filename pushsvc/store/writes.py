@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from .base import Writer
+from .base import Writer, placeholders
 
 
 def to_db(value: Any, engine: str) -> Any:
@@ -32,5 +32,5 @@ def for_engine(row: Mapping[str, Any], engine: str) -> dict[str, Any]:
 async def insert_row(writer: Writer, table: str, row: Mapping[str, Any]) -> int:
     """INSERT one row. ``table`` and the keys are code constants, never user input."""
     columns = ", ".join(row)
-    marks = ", ".join(["%s"] * len(row))
+    marks = placeholders(row)
     return await writer.insert(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values()))

@@ -22,14 +22,14 @@ from aiohttp.test_utils import TestClient
 
 from pushsvc.app import create_app
 from pushsvc.changes import BinlogDriver
-from pushsvc.config import Config, DatabaseConfig, build_config
+from pushsvc.config import Config, build_config
 from pushsvc.demo.seed import SEED_CONTEXT, SEED_CURRENT_JOB, SEED_DISK, SEED_TIMEZONE, load_seed
 from pushsvc.keys import changes_key, hub_key, poller_key, store_key
-from pushsvc.store import Store, open_store
+from pushsvc.store import Store
 from pushsvc.store.mariadb import MariaDBStore
 from pushsvc.store.writes import for_engine, insert_row
 
-from ..binlog_server import PrivateMariaDB, other_seeded_database
+from ..binlog_server import PrivateMariaDB, binlog_off_database, other_seeded_database
 from ..helpers import SECRET, finish_job_statements, rest_dashboard, rest_detail
 from ..redisserver import RedisServer
 from ..wsclient import LiveClient
@@ -418,22 +418,10 @@ async def assert_falls_back(
 async def test_falls_back_to_polling_when_the_binlog_is_off(
     binlog_template: Path, tmp_path: Path, start_app: StartApp, token: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = PrivateMariaDB(tmp_path / "no-binlog", binlog_template, log_bin=False, server_id=73)
-    await asyncio.to_thread(server.start)
-    try:
-        server.execute("CREATE DATABASE pushsvc_test_nobinlog")
-        url = server.database_url("pushsvc_test_nobinlog")
-        store = open_store(DatabaseConfig(url=url))
-        try:
-            await store.create_schema()
-            await load_seed(store)
-            app, client = await start_app(url)
-            reason = "binlog source needs log_bin=ON (the server's binary log is off); binlog_format=ROW (it is MIXED)"
-            await assert_falls_back(app, client, token, store, reason, caplog)
-        finally:
-            await store.close()
-    finally:
-        await asyncio.to_thread(server.stop)
+    async with binlog_off_database(binlog_template, tmp_path / "no-binlog", server_id=73) as (url, store):
+        app, client = await start_app(url)
+        reason = "binlog source needs log_bin=ON (the server's binary log is off); binlog_format=ROW (it is MIXED)"
+        await assert_falls_back(app, client, token, store, reason, caplog)
 
 
 async def test_falls_back_to_polling_without_the_grants(

@@ -22,12 +22,11 @@ from pushsvc.binlog import (
     resolve_contexts,
     wait_until_visible,
 )
-from pushsvc.config import DatabaseConfig, parse_database_url
+from pushsvc.config import parse_database_url
 from pushsvc.demo.seed import SECOND_CONTEXT, SEED_CBT, SEED_CONTEXT, SEED_CURRENT_JOB, SEED_DISK, load_seed
 from pushsvc.metrics import Metrics
-from pushsvc.store import open_store
 
-from ..binlog_server import PrivateMariaDB, other_seeded_database
+from ..binlog_server import PrivateMariaDB, binlog_off_database, other_seeded_database
 from ..helpers import finish_job_statements
 
 CTX1 = SEED_CONTEXT["context_id"]
@@ -410,14 +409,7 @@ async def test_missing_grants_are_named_and_the_source_falls_back(binlog_store, 
 
 
 async def test_binlog_off_is_named_and_the_source_falls_back(binlog_template, tmp_path, start_source):
-    server = PrivateMariaDB(tmp_path / "no-binlog", binlog_template, log_bin=False, server_id=72)
-    await asyncio.to_thread(server.start)
-    try:
-        server.execute("CREATE DATABASE pushsvc_test_nobinlog")
-        url = server.database_url("pushsvc_test_nobinlog")
-        store = open_store(DatabaseConfig(url=url))
-        await store.create_schema()
-        await store.close()
+    async with binlog_off_database(binlog_template, tmp_path / "no-binlog", server_id=72) as (url, _):
         report = await check_requirements(parse_database_url(url))
         # The server's defaults, as on an appliance that never had the binlog on.
         assert report.missing == ("log_bin=ON (the server's binary log is off)", "binlog_format=ROW (it is MIXED)")
@@ -428,8 +420,6 @@ async def test_binlog_off_is_named_and_the_source_falls_back(binlog_template, tm
         lost = await next_signal(source)
         assert isinstance(lost, SourceLost) and source.state == "lost"
         await source.close()
-    finally:
-        await asyncio.to_thread(server.stop)
 
 
 async def test_server_restart_mid_stream(streaming, binlog_server):
