@@ -5,6 +5,15 @@ handshake, unmasked server frames parsed in place, masked client frames,
 pong on ping) so that tens of thousands of messages per second cost the load
 processes little; the service under test is the bottleneck, not the client.
 
+Sockets that track latency markers read with ``recvmsg`` and ``SO_TIMESTAMPNS``
+(``RecvmsgTransport``), so each marker carries two times: when the load process
+read it (``time.time()`` in ``data_received``) and when its bytes arrived at
+the client's socket (the kernel's receive timestamp of the newest segment in
+that read, which on loopback is taken during the server's ``send``). With
+2,500 sockets per load process, the first can lag the second by tens of
+milliseconds while the process works through a fan-out's sockets one by one;
+a browser, one socket per machine, does not have that queue.
+
 Each worker runs in a process of its own (``start_*``) and is driven over a
 pipe: ``ready`` once its sockets are open and subscribed (snapshots in), then
 ``stats`` / ``markers`` / ``reset`` / ``close`` commands.
@@ -14,11 +23,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import json
 import os
 import random
+import selectors
+import socket
+import struct
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -26,6 +43,106 @@ from benchlib import MP, as_load_process, raise_nofile
 
 MARKER_BASE = 900_000_000
 MARKER_KEY = b'"vma_eta_seconds":'
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; Python 3.11 does not name it
+TIMESTAMP_SPACE = socket.CMSG_SPACE(16)  # struct timespec
+
+
+class RecvmsgTransport:
+    """Just enough of ``asyncio.Transport`` for ``MinimalWebSocket``, reading with kernel receive timestamps."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: MinimalWebSocket) -> None:
+        self.loop, self.sock, self.protocol = loop, sock, protocol
+        self.closing = False
+        self.pending = b""  # what the socket did not take at once (rare: only pongs and close frames are sent)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        loop.add_reader(sock.fileno(), self._read)
+        protocol.connection_made(self)  # type: ignore[arg-type]
+
+    def _read(self) -> None:
+        try:
+            data, ancillary, _, _ = self.sock.recvmsg(262144, TIMESTAMP_SPACE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        if not data:
+            self._lost(None)
+            return
+        read_at = time.time()
+        arrived_at = read_at
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                seconds, nanoseconds = struct.unpack("qq", value[:16])
+                arrived_at = seconds + nanoseconds / 1e9
+        self.protocol.received(data, read_at, arrived_at)
+
+    def write(self, data: bytes) -> None:
+        if self.closing:
+            return
+        if self.pending:
+            self.pending += data
+            return
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._lost(exc)
+            return
+        if sent < len(data):
+            self.pending = data[sent:]
+            self.loop.add_writer(self.sock.fileno(), self._flush)
+
+    def _flush(self) -> None:
+        try:
+            sent = self.sock.send(self.pending)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        self.pending = self.pending[sent:]
+        if not self.pending:
+            self.loop.remove_writer(self.sock.fileno())
+            if self.closing:
+                self._lost(None)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        if not self.pending:
+            self._lost(None)
+
+    def _lost(self, exc: Exception | None) -> None:
+        if self.sock.fileno() < 0:
+            return
+        self.closing = True
+        self.loop.remove_reader(self.sock.fileno())
+        self.loop.remove_writer(self.sock.fileno())
+        self.sock.close()
+        self.protocol.connection_lost(exc)
+
+
+async def open_timestamped(
+    loop: asyncio.AbstractEventLoop, protocol: MinimalWebSocket, host: str, port: int, source: str | None
+) -> None:
+    """Connect a ``RecvmsgTransport`` socket, as ``loop.create_connection`` does for the plain one."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if source:
+            sock.bind((source, 0))
+        await loop.sock_connect(sock, (host, port))
+    except BaseException:
+        sock.close()
+        raise
+    RecvmsgTransport(loop, sock, protocol)
 
 
 class MinimalWebSocket(asyncio.Protocol):
@@ -41,7 +158,7 @@ class MinimalWebSocket(asyncio.Protocol):
         self.snapshots = 0
         self.closed = False
         self.close_code: int | None = None
-        self.markers: list[tuple[int, float]] = []
+        self.markers: list[tuple[int, float, float]] = []  # (marker, read at, arrived at)
         self._key = os.urandom(4)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -61,6 +178,9 @@ class MinimalWebSocket(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = time.time()
+        self.received(data, now, now)
+
+    def received(self, data: bytes, now: float, arrived_at: float) -> None:
         if self.handshaking:
             self.buf += data
             end = self.buf.find(b"\r\n\r\n")
@@ -98,7 +218,7 @@ class MinimalWebSocket(asyncio.Protocol):
             payload = buf[pos + head : end]
             pos = end
             if opcode == 1:
-                self.on_text(payload, now)
+                self.on_text(payload, now, arrived_at)
             elif opcode == 9:
                 self.send_frame(0xA, payload)
             elif opcode == 8:
@@ -108,7 +228,7 @@ class MinimalWebSocket(asyncio.Protocol):
                 return
         self.buf = buf[pos:] if pos < size else b""
 
-    def on_text(self, payload: bytes, now: float) -> None:
+    def on_text(self, payload: bytes, now: float, arrived_at: float) -> None:
         self.messages += 1
         self.worker.bytes += len(payload)
         if payload.startswith(b'{"type":"snapshot"'):
@@ -125,7 +245,7 @@ class MinimalWebSocket(asyncio.Protocol):
                 while stop < len(digits) and 48 <= digits[stop] <= 57:
                     stop += 1
                 if stop and int(digits[:stop]) >= MARKER_BASE:
-                    self.markers.append((int(digits[:stop]), now))
+                    self.markers.append((int(digits[:stop]), now, arrived_at))
 
     def send_frame(self, opcode: int, payload: bytes) -> None:
         if self.transport is None or self.transport.is_closing():
@@ -171,6 +291,7 @@ class SocketSpec:
     concurrency: int = 64
     wait_snapshots: bool = True
     source_addresses: Sequence[str] = ("127.0.0.1",)
+    client: str = "python"  # or "c": wsload.c, the same client at a fraction of the CPU (CSocketWorker)
 
 
 class SocketWorker:
@@ -192,12 +313,17 @@ class SocketWorker:
                 for attempt in range(8):
                     try:
                         source = spec.source_addresses[index % len(spec.source_addresses)]
-                        _, proto = await loop.create_connection(
-                            lambda: MinimalWebSocket(host, spec.path, spec.token, self),
-                            spec.host,
-                            spec.port,
-                            local_addr=(source, 0) if source != "127.0.0.1" else None,
-                        )
+                        local = source if source != "127.0.0.1" else None
+                        if spec.track_markers:
+                            proto = MinimalWebSocket(host, spec.path, spec.token, self)
+                            await open_timestamped(loop, proto, spec.host, spec.port, local)
+                        else:
+                            _, proto = await loop.create_connection(
+                                lambda: MinimalWebSocket(host, spec.path, spec.token, self),
+                                spec.host,
+                                spec.port,
+                                local_addr=(local, 0) if local else None,
+                            )
                         await asyncio.wait_for(proto.opened, 15)
                         for topic in spec.topics(index):
                             proto.send_json({"type": "subscribe", "topic": topic})
@@ -253,8 +379,10 @@ async def _socket_loop(conn, spec: SocketSpec) -> None:
         elif command == "reset":
             worker.reset()
             conn.send("ok")
-        elif command == "markers":
-            conn.send([c.markers for c in worker.clients])
+        elif command == "markers":  # (marker, when the load process read it)
+            conn.send([[(value, read_at) for value, read_at, _ in c.markers] for c in worker.clients])
+        elif command == "arrivals":  # (marker, when its bytes arrived at the client's socket)
+            conn.send([[(value, arrived_at) for value, _, arrived_at in c.markers] for c in worker.clients])
         elif command == "close":
             for client in worker.clients:
                 client.close()
@@ -268,7 +396,7 @@ async def _socket_loop(conn, spec: SocketSpec) -> None:
 
 
 class WorkerHandle:
-    """The parent's end of one load process."""
+    """The parent's end of one load process (Python clients, driven over a pipe)."""
 
     def __init__(self, target, *args) -> None:
         self.conn, child = MP.Pipe()
@@ -298,16 +426,99 @@ class WorkerHandle:
         if self.process.is_alive():
             self.process.kill()
 
+    def begin_close(self) -> None:
+        self.conn.send("close")
 
-def start_sockets(spec: SocketSpec) -> WorkerHandle:
-    return WorkerHandle(_socket_main, spec)
+    def end_close(self) -> None:
+        if self.conn.poll(30):
+            self.conn.recv()
+        self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+WSLOAD_SOURCE = Path(__file__).with_name("wsload.c")
+
+
+def build_wsload() -> Path:
+    """wsload.c compiled with the system's cc, once per version of the source (in the temp directory)."""
+    source = WSLOAD_SOURCE.read_bytes()
+    binary = Path(tempfile.gettempdir()) / f"pushsvc-wsload-{hashlib.sha256(source).hexdigest()[:12]}"
+    if not binary.exists():
+        partial = binary.with_suffix(f".{os.getpid()}")
+        subprocess.run(["cc", "-O2", "-o", str(partial), str(WSLOAD_SOURCE)], check=True)
+        partial.replace(binary)
+    return binary
+
+
+class CSocketWorker:
+    """The parent's end of one wsload process (the C clients), with ``WorkerHandle``'s commands."""
+
+    def __init__(self, spec: SocketSpec) -> None:
+        if tuple(spec.source_addresses) != ("127.0.0.1",) or not spec.wait_snapshots:
+            raise ValueError("the C client connects from 127.0.0.1 and always waits for the snapshots")
+        self.process = subprocess.Popen(
+            [str(build_wsload())], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.stdin, self.stdout = self.process.stdin, self.process.stdout
+        lines = [f"{spec.host} {spec.port} {spec.path} {spec.token or '-'} {spec.count} {int(spec.track_markers)}"]
+        lines += [" ".join(spec.topics(spec.first_index + i)) for i in range(spec.count)]
+        self.stdin.write("\n".join(lines) + "\n")
+        self.stdin.flush()
+        self.ready: Any = None
+
+    def _line(self, timeout: float) -> str:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout):
+                raise TimeoutError("no answer from wsload")
+        line = self.stdout.readline()
+        if not line:
+            raise EOFError("wsload exited")
+        return line
+
+    def wait_ready(self, timeout: float = 180) -> Any:
+        tag, _, stats = self._line(timeout).partition(" ")
+        if tag != "ready":
+            raise RuntimeError(f"wsload: {tag}")
+        self.ready = json.loads(stats)
+        return self.ready
+
+    def ask(self, command: str, timeout: float = 60) -> Any:
+        self.stdin.write(command + "\n")
+        self.stdin.flush()
+        return json.loads(self._line(timeout))
+
+    def begin_close(self) -> None:
+        try:
+            self.stdin.write("close\n")
+            self.stdin.flush()
+        except BrokenPipeError:
+            pass
+
+    def end_close(self) -> None:
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def close(self) -> None:
+        self.begin_close()
+        self.end_close()
+
+
+def start_sockets(spec: SocketSpec) -> WorkerHandle | CSocketWorker:
+    return CSocketWorker(spec) if spec.client == "c" else WorkerHandle(_socket_main, spec)
 
 
 class SocketFleet:
     """``total`` sockets spread over ``processes`` load processes."""
 
     def __init__(self, processes: int, total: int, **spec: Any) -> None:
-        self.handles: list[WorkerHandle] = []
+        self.spec = spec
+        self.handles: list[Any] = []
         base, extra = divmod(total, processes)
         first = 0
         for index in range(processes):
@@ -324,13 +535,9 @@ class SocketFleet:
 
     def __exit__(self, *exc: object) -> None:
         for handle in self.handles:
-            handle.conn.send("close")
+            handle.begin_close()
         for handle in self.handles:
-            if handle.conn.poll(30):
-                handle.conn.recv()
-            handle.process.join(5)
-            if handle.process.is_alive():
-                handle.process.kill()
+            handle.end_close()
 
     def stats(self) -> dict[str, Any]:
         total: dict[str, Any] = {}
@@ -343,10 +550,12 @@ class SocketFleet:
         for handle in self.handles:
             handle.ask("reset")
 
-    def markers(self) -> list[list[tuple[int, float]]]:
+    def markers(self, clock: str = "read") -> list[list[tuple[int, float]]]:
+        """Each socket's (marker, time) pairs: when the load process read it, or (``arrived``) when it arrived."""
+        command = {"read": "markers", "arrived": "arrivals"}[clock]
         result = []
         for handle in self.handles:
-            result.extend(handle.ask("markers", 120))
+            result.extend(handle.ask(command, 120))
         return result
 
 
