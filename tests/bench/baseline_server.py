@@ -6,6 +6,14 @@ pre-encoded message to every socket, over and over, as fast as it can.
 Each socket gets a snapshot-shaped frame when it subscribes (so the load
 processes see it as ready); ``GET /start`` starts the broadcast loop.
 
+It is also the floor for change-to-client latency (bench_change_source.py's
+``floor`` mode): ``GET /send?value=N`` writes one delta-sized frame carrying
+``"vma_eta_seconds":N`` to every socket at once, the way pushsvc's hub does
+(one ready-made frame, ``transport.write`` on each idle socket), and
+``GET /background?rate=R`` writes another such frame to every socket R times
+a second, standing in for the other jobs' deltas. No database, no binlog, no
+coalescing window, no diff: only the fan-out.
+
 It is also the ceiling for REST (bench_rest.py): with ``BENCH_REST_LIST`` and
 ``BENCH_REST_DETAIL`` naming files, ``GET /api/v1/vm-contexts`` and
 ``GET /api/v1/vm-contexts/{name}`` return those bytes from memory with an
@@ -21,8 +29,12 @@ import os
 import orjson
 from aiohttp import WSMsgType, web
 
+from pushsvc.wsframe import text_frame
+
 SOCKETS: web.AppKey[set] = web.AppKey("sockets", set)
+TRANSPORTS: web.AppKey[dict] = web.AppKey("transports", dict)  # each socket's transport
 STATE: web.AppKey[dict] = web.AppKey("state", dict)
+DELTA_BYTES = 380  # about pushsvc's dashboard delta for one job's progress
 
 
 def message(size: int) -> bytes:
@@ -36,6 +48,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(compress=False)
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
+    request.app[TRANSPORTS][ws] = request.transport
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
@@ -44,6 +57,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 )
     finally:
         request.app[SOCKETS].discard(ws)
+        request.app[TRANSPORTS].pop(ws, None)
     return ws
 
 
@@ -56,6 +70,43 @@ async def broadcast(app: web.Application, data: bytes) -> None:
             except (ConnectionError, RuntimeError):
                 sockets.discard(ws)
         await asyncio.sleep(0)
+
+
+def write_to_all(app: web.Application, payload: bytes) -> None:
+    """One frame to every socket, written at once where nothing is queued (pushsvc's fast path)."""
+    frame = text_frame(payload)
+    for ws, transport in app[TRANSPORTS].items():
+        if transport is None or transport.is_closing():
+            continue
+        if transport.get_write_buffer_size():
+            asyncio.get_running_loop().create_task(ws.send_frame(payload, WSMsgType.TEXT))
+        else:
+            transport.write(frame)
+
+
+async def send_marker(request: web.Request) -> web.Response:
+    value = int(request.query["value"])
+    write_to_all(request.app, _padded(b'{"vma_eta_seconds":%d}' % value))
+    return web.Response(text="sent")
+
+
+async def background(request: web.Request) -> web.Response:
+    app, rate = request.app, float(request.query["rate"])
+
+    async def loop() -> None:
+        payload = _padded(b'{"other_job":1}')
+        while True:
+            await asyncio.sleep(1 / rate)
+            write_to_all(app, payload)
+
+    if "background" not in app[STATE]:
+        app[STATE]["background"] = asyncio.create_task(loop())
+    return web.Response(text="started")
+
+
+def _padded(patch: bytes) -> bytes:
+    head = b'{"type":"delta","topic":"vm-contexts","epoch":"baseline","seq":1,"patch":'
+    return head + patch + b',"pad":"' + b"x" * max(0, DELTA_BYTES - len(head) - len(patch) - 10) + b'"}'
 
 
 async def start(request: web.Request) -> web.Response:
@@ -84,9 +135,12 @@ async def healthz(request: web.Request) -> web.Response:
 def main() -> None:
     app = web.Application()
     app[SOCKETS] = set()
+    app[TRANSPORTS] = {}
     app[STATE] = {}
     app.router.add_get("/api/v1/ws", websocket)
     app.router.add_get("/start", start)
+    app.router.add_get("/send", send_marker)
+    app.router.add_get("/background", background)
     app.router.add_get("/healthz", healthz)
     if os.environ.get("BENCH_REST_LIST"):
         etag = os.environ.get("BENCH_REST_ETAG", '"baseline"')

@@ -22,7 +22,11 @@ not ours to turn on), with the same 50 VMs, 20 of them replicating.
    take about a core between them at 5,000 sockets. ``binlog (2 instances)``
    is two pushsvc clustered on a private Redis, the sockets split evenly
    between them (the leader reads the binlog; the follower gets the deltas
-   through Redis).
+   through Redis). ``floor (pre-encoded sends)`` is not pushsvc but
+   baseline_server.py, which writes each marker to every socket the moment
+   the marker process asks (``GET /send``, timed like the UPDATE), with 9.5
+   background frames a second to every socket: the latency of the fan-out
+   alone, the least any single-threaded server here could do.
 2. **Database statements per second**, counted by MariaDB per login
    (``USER_STATISTICS`` of the service's own login: every statement it sent,
    transaction control and the binlog connection's included) with 100
@@ -39,8 +43,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
 import os
+import random
 import sys
 import tempfile
 import time
@@ -76,6 +82,7 @@ from tests.redisserver import RedisServer
 VMS, ACTIVE = 50, 20
 VIEWERS = 100
 LOAD_PROCESSES = 2  # the machine has 2 cores
+FLOOR = "floor (pre-encoded sends)"
 BINLOG = {"PUSHSVC_POLLER_SOURCE": "binlog", "PUSHSVC_POLLER_INTERVAL": "10.0"}
 # label: (environment, marker pacing in seconds (markers every 0.25-0.75 of it), instances)
 MODES = {
@@ -83,7 +90,10 @@ MODES = {
     "poll 250 ms": ({"PUSHSVC_POLLER_INTERVAL": "0.25"}, 0.25, 1),
     "binlog": (BINLOG, 0.25, 1),
     "binlog (2 instances)": (BINLOG, 0.25, 2),
+    # Not pushsvc: baseline_server.py writing each marker to every socket the moment it is asked.
+    FLOOR: ({}, 0.25, 1),
 }
+BACKGROUND_RATE = 9.5  # the floor's stand-in for the 19 other jobs' deltas (one each every 2 s)
 
 
 def load() -> float:
@@ -126,6 +136,30 @@ def server_read_times(server: Server) -> str:
     return "; ".join(parts)
 
 
+def get(server: Server, path: str) -> bytes:
+    with urllib.request.urlopen(server.base_url + path, timeout=5) as response:
+        body: bytes = response.read()
+    return body
+
+
+def send_markers(server: Server, pacing: float, duration: float, first: int) -> list[tuple[int, float, float]]:
+    """The floor's markers: ``GET /send`` at the binlog rows' pacing; each timed just before its request."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    results = []
+    value, end = first, time.monotonic() + duration
+    try:
+        while time.monotonic() < end:
+            time.sleep(random.uniform(0.25, 0.75) * pacing)
+            value += 1
+            before = time.time()
+            connection.request("GET", f"/send?value={value}")
+            connection.getresponse().read()
+            results.append((value, before, time.time()))
+    finally:
+        connection.close()
+    return results
+
+
 def wait_for_cluster(servers: list[Server], env: dict[str, str]) -> None:
     """Until one instance leads with the configured source and the others follow."""
     deadline = time.monotonic() + 30
@@ -143,6 +177,9 @@ def wait_for_cluster(servers: list[Server], env: dict[str, str]) -> None:
 def services(db: BenchDatabase, env: dict[str, str], instances: int) -> Iterator[list[Server]]:
     """One pushsvc, or ``instances`` of them clustered on a private Redis (only the leader reads MariaDB)."""
     with contextlib.ExitStack() as stack:
+        if env is MODES[FLOOR][0]:
+            yield [stack.enter_context(Server([sys.executable, str(Path(__file__).with_name("baseline_server.py"))]))]
+            return
         if instances == 1:
             server = stack.enter_context(Server(env=env, database_url=db.svc_url))
             wait_for_source(server, env)
@@ -171,7 +208,7 @@ def latency_rows(
     first = MARKER_BASE
     for label, client in [(mode, client) for mode in modes for client in clients]:
         env, pacing, instances = MODES[label]
-        if env is BINLOG:
+        if env is BINLOG or label == FLOOR:
             pacing = binlog_pacing
         with services(db, env, instances) as servers:
             fleets: list[SocketFleet] = []
@@ -200,7 +237,11 @@ def latency_rows(
                     load_before = load()
                     with contextlib.ExitStack() as stack:
                         windows = [stack.enter_context(Window(server)) for server in servers]
-                        markers = run_markers(db, marker_job, pacing, duration, first)
+                        if label == FLOOR:
+                            get(servers[0], f"/background?rate={BACKGROUND_RATE}")
+                            markers = send_markers(servers[0], pacing, duration, first)
+                        else:
+                            markers = run_markers(db, marker_job, pacing, duration, first)
                         time.sleep(pacing + 1.0)
                     first += 100_000
                     pairs, slowest, _, missing = latencies(markers, [a for f in fleets for a in f.markers("arrived")])
@@ -246,7 +287,7 @@ def latency_rows(
 
 def statement_rows(db: BenchDatabase, jobs: list[str], measure: float, token: str, modes: list[str]) -> list[list[Any]]:
     rows = []
-    for label in [mode for mode in modes if mode != "poll 250 ms" and MODES[mode][2] == 1]:
+    for label in [mode for mode in modes if mode in ("poll 1 s", "binlog")]:
         env = MODES[label][0]
         with Server(env=env, database_url=db.svc_url) as server:
             wait_for_source(server, env)
@@ -383,7 +424,7 @@ def main() -> None:
     parser.add_argument(
         "--modes",
         default="poll 1 s,poll 250 ms,binlog",
-        help="a subset of: " + ", ".join(MODES) + " (the default: all but the 2 instances)",
+        help="a subset of: " + "; ".join(MODES) + " (the default: the first three)",
     )
     parser.add_argument("--parts", default="latency,statements")
     parser.add_argument(
