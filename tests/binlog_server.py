@@ -20,7 +20,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -32,6 +31,8 @@ import pymysql
 from pushsvc.config import DatabaseConfig
 from pushsvc.demo.seed import load_seed
 from pushsvc.store import Store, open_store
+
+from .processes import stop_process
 
 SBIN_PATH = "/usr/sbin:/usr/local/sbin:/usr/bin:/usr/local/bin"
 START_TIMEOUT = 30.0
@@ -168,12 +169,7 @@ class PrivateMariaDB:
         process, self.process = self.process, None
         if process is None:
             return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, STOP_TIMEOUT)
 
     def restart(self) -> None:
         self.stop()

@@ -15,12 +15,30 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from .contracts.checker import ContractChecker
 
 REPO = Path(__file__).resolve().parent.parent
 LISTENING = "pushsvc listening on "
 TOKEN_LINE = "Token (12h): "
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float, *, terminate: bool = True) -> None:
+    """Let ``process`` end within ``timeout`` seconds, then SIGKILL it; reaped either way.
+
+    ``terminate`` sends SIGTERM first; pass False when it was already told to
+    exit some other way (a command on its stdin, say).
+    """
+    if process.poll() is not None:
+        return
+    if terminate:
+        process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def free_port() -> int:
@@ -88,13 +106,7 @@ class ServerProcess:
 
     def stop(self, timeout: float = 20) -> int:
         assert self.process is not None
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
         self._ended.wait(5)
         if self.process.stdout is not None:
             self.process.stdout.close()

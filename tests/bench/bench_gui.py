@@ -68,6 +68,7 @@ from playwright.async_api import async_playwright  # noqa: E402
 
 from pushsvc.config import DatabaseConfig, parse_database_url  # noqa: E402
 from pushsvc.store import open_store  # noqa: E402
+from tests.processes import stop_process  # noqa: E402
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SECRET = "bench-gui-secret-" + "g" * 48
@@ -348,16 +349,6 @@ def start_service(url: str, port: int, interval: float) -> subprocess.Popen:
     raise RuntimeError("pushsvc did not become ready within 20 s")
 
 
-def stop_service(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def mint_token() -> str:
     now = dt.datetime.now(dt.UTC)
     return jwt.encode({"sub": "bench-gui", "iat": now, "exp": now + dt.timedelta(hours=1)}, SECRET, algorithm="HS256")
@@ -571,7 +562,7 @@ async def run(args: argparse.Namespace) -> int:
     finally:
         fleet.stop()
         if process is not None:
-            stop_service(process)
+            stop_process(process, 10)
         admin(args.mysql, f"DROP DATABASE IF EXISTS {name}")
 
     batches = fleet.batches

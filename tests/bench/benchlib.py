@@ -41,6 +41,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(1, str(REPO))  # the bench scripts run from a checkout, installed or not
 
 from pushsvc.config import parse_database_url  # noqa: E402
+from tests.processes import stop_process  # noqa: E402
 
 SECRET = "bench-secret-" + "k" * 40
 MYSQL_SERVER = os.environ.get("PUSHSVC_BENCH_MYSQL", "mysql://root@127.0.0.1:3306")
@@ -497,13 +498,8 @@ class Server:
         raise RuntimeError("server did not start")
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, 15)
 
     def cpu_seconds(self) -> float:
         """utime + stime of the server process (/proc/<pid>/stat fields 14 and 15)."""

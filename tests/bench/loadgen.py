@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from benchlib import MP, as_load_process, raise_nofile
+from benchlib import MP, as_load_process, raise_nofile, stop_process
 
 MARKER_BASE = 900_000_000
 MARKER_KEY = b'"vma_eta_seconds":'
@@ -498,11 +498,7 @@ class CSocketWorker:
             pass
 
     def end_close(self) -> None:
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, 30, terminate=False)  # told to close on its stdin
 
     def close(self) -> None:
         self.begin_close()
