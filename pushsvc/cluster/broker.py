@@ -6,11 +6,12 @@ know whether they run alone or in a cluster.
 Roles, all decided here and all reversible without a restart:
 
 - **leader** (holds the lease): its poller reads every topic anyone in the
-  cluster watches (``watched()``), and each publication is fanned out to its
-  own sockets at once and then written to Redis by one writer task, in
-  order: document, seq and delta frame in one fenced script that also
-  notifies the channel. A refused write (lease or epoch lost) makes it a
-  follower again, its topics resynchronised from Redis.
+  cluster watches (``watched()``). Each publication is first put on the wire
+  to Redis (``LeaderWrites``: document, seq and delta frame in one fenced
+  script that also notifies the channel; the reply is read later, in order)
+  and then fanned out to its own sockets, so followers start their fan-out
+  while the leader does its own. A refused write (lease or epoch lost) makes
+  it a follower again, its topics resynchronised from Redis.
 - **follower**: ``watched()`` is empty, so its poller sends no statements.
   One subscription to the channel delivers every delta once; the leader's
   frame is applied to the topic's document and fanned out to the local
@@ -23,7 +24,8 @@ Roles, all decided here and all reversible without a restart:
   epoch as a follower when Redis answers again.
 
 Every Redis call is awaited on the event loop with bounded timeouts
-(``connect``); nothing on the fan-out path waits for Redis. Each transition
+(``connect``); nothing on the fan-out path waits for Redis (a leader write is
+a synchronous ``transport.write``). Each transition
 is logged once and shown in ``/metrics`` and ``/readyz``.
 """
 
@@ -50,10 +52,12 @@ from ..config import BrokerConfig, redact_url
 from ..metrics import Metrics
 from ..patch import merge_patch
 from ..protocol import DatabaseStatus
+from ..tasks import cancel_and_wait, raise_if_cancelling
 from .connect import open_redis
 from .feed import DELTA, HANDOVER, RESET, STATUS, TICK, WAKE, Feed, Notice
 from .interest import Interest
 from .layout import Layout
+from .leaderwrites import LeaderWrites
 from .lease import Lease
 from .sharedlog import EPOCH_CHANGED, Refused, SharedLog, StoredTopic, Write, new_epoch
 
@@ -61,13 +65,11 @@ log = logging.getLogger(__name__)
 
 REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 RETRY_DELAY = 1.0  # seconds between attempts to reach Redis while degraded
-MAX_QUEUED_WRITES = 10_000  # a leader this far behind on Redis is cut off (degraded) rather than grow without bound
-CLOSE_FLUSH_TIMEOUT = 1.0  # seconds a stopping leader waits for its queued writes before releasing the lease
+MAX_PENDING_WRITES = 10_000  # a leader this far behind on Redis is cut off (degraded) rather than grow without bound
+CLOSE_FLUSH_TIMEOUT = 1.0  # seconds a stopping leader waits for its writes' replies before releasing the lease
 
 IN_PROCESS, READY, DEGRADED = "in-process", "ready", "degraded"
 LEADER, FOLLOWER = "leader", "follower"
-
-WRITE_BATCH = 256  # leader writes sent to Redis in one pipeline at most
 
 
 class _ClusterMetrics:
@@ -80,7 +82,9 @@ class _ClusterMetrics:
         self.repairs = Counter(
             "pushsvc_broker_repairs", "Topics resynchronised from Redis (gap, restart or failover)", registry=registry
         )
-        self.queued_writes = Gauge("pushsvc_broker_queued_writes", "Leader writes waiting for Redis", registry=registry)
+        self.queued_writes = Gauge(
+            "pushsvc_broker_queued_writes", "Leader writes sent to Redis and not answered yet", registry=registry
+        )
 
 
 class RedisBroker(Broker):
@@ -108,12 +112,14 @@ class RedisBroker(Broker):
         self._cluster_topics: set[str] = set()
         # Follower: topics being resynchronised -> the highest seq noticed meanwhile.
         self._syncing: dict[str, int] = {}
+        self._held_tick: Tick | None = None  # follower: the latest tick heard while a topic was resynchronised
         self._redis: aioredis.Redis | None = None
         self._log: SharedLog | None = None
         self._lease: Lease | None = None
         self._interest: Interest | None = None
         self._feed: Feed | None = None
-        self._writes: asyncio.Queue[Write] = asyncio.Queue()
+        self._writes: LeaderWrites | None = None  # while leader
+        self._metrics.queued_writes.set_function(lambda: 0 if self._writes is None else self._writes.pending)
         self._session_tasks: set[asyncio.Task[Any]] = set()
         self._main: asyncio.Task[None] | None = None
         self._beat_now = asyncio.Event()
@@ -141,11 +147,12 @@ class RedisBroker(Broker):
         """Stop; a leader first writes what it queued (briefly), then releases the lease at once."""
         self._closing = True
         if self._main is not None:
-            await _cancel(self._main)
+            await cancel_and_wait(self._main)
         if self.state == READY and self.role == LEADER and self._lease is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(CLOSE_FLUSH_TIMEOUT):
-                    await self._writes.join()
+            if self._writes is not None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(CLOSE_FLUSH_TIMEOUT):
+                        await self._writes.flush()
             try:
                 async with asyncio.timeout(CLOSE_FLUSH_TIMEOUT):
                     await self._lease.release()
@@ -212,9 +219,9 @@ class RedisBroker(Broker):
             return
         seq = self._next_seq
         self._next_seq = seq + 1
-        self._deliver(Publication(topic, seq, document, snapshot=True))
         if self.state == READY:
             self._queue(self._shared().reset_write(self.instance, self.epoch, topic, seq, orjson.dumps(document)))
+        self._deliver(Publication(topic, seq, document, snapshot=True))
 
     def publish_delta(self, topic: str, patch: Any, document: Any) -> None:
         if self.state == READY and self.role == FOLLOWER:
@@ -225,26 +232,26 @@ class RedisBroker(Broker):
         seq = previous.seq + 1
         self._next_seq = max(self._next_seq, seq + 1)
         frame = protocol.delta(topic, self.epoch, seq, patch)
-        self._deliver(Publication(topic, seq, document, patch, frame=frame))
-        if self.state == READY:
+        if self.state == READY:  # on the wire first: followers fan out while we do
             encoded = orjson.dumps(document)
             self._queue(self._shared().publish_write(self.instance, self.epoch, topic, seq, encoded, frame))
+        self._deliver(Publication(topic, seq, document, patch, frame=frame))
 
     def publish_status(self, status: DatabaseStatus) -> None:
         if self.state == READY and self.role == FOLLOWER:
             return
-        self._deliver_status(status)
         if self.state == READY:
             frame = None if status.ok else protocol.status(status)
             self._queue(self._shared().status_write(self.instance, self.epoch, frame))
+        self._deliver_status(status)
 
     def publish_tick(self, tick: Tick) -> None:
         if self.state == READY and self.role == FOLLOWER:
             return
-        self._consumer.on_tick(tick)
         if self.state == READY:
             payload = orjson.dumps([tick.read_at, tick.contexts, tick.order])
             self._queue(self._shared().tick_write(self.instance, self.epoch, payload))
+        self._consumer.on_tick(tick)
 
     # -- delivery to the hub --------------------------------------------------
 
@@ -279,6 +286,8 @@ class RedisBroker(Broker):
 
     async def _run(self) -> None:
         while True:
+            # redis-py can swallow a cancellation (redis/redis-py#2028, #2551); pushsvc/tasks.py.
+            raise_if_cancelling()
             if self.state != READY:
                 await asyncio.sleep(RETRY_DELAY)
                 try:
@@ -292,6 +301,7 @@ class RedisBroker(Broker):
             except REDIS_ERRORS as exc:
                 await self._fall_back(exc)
                 continue
+            raise_if_cancelling()  # before the wait: a timeout would take a lost cancellation for its own
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.beat):
                     await self._beat_now.wait()
@@ -326,8 +336,8 @@ class RedisBroker(Broker):
         self._last.clear()
         self._history.clear()
         self._cluster_topics.clear()
+        self._held_tick = None
         self._spawn(self._follow(feed))
-        self._spawn(self._write_loop())
         if status is not None:
             self._deliver_status(_parse_status(status))
         elif self._status is not None and not self._status.ok:
@@ -368,6 +378,7 @@ class RedisBroker(Broker):
             if state is not None:
                 stored[topic] = (state, history)
         self._next_seq = max([floor, self._next_seq] + [state.seq + 1 for state, _ in stored.values()])
+        await self._open_writes()
         for topic, (state, history) in stored.items():
             self._catch_up(topic, state, history)
         self._cluster_topics = set(live)
@@ -382,7 +393,7 @@ class RedisBroker(Broker):
         self._metrics.leader.set(0)
         self._metrics.transitions.labels(FOLLOWER).inc()
         self._cluster_topics.clear()
-        _drain(self._writes)
+        await self._close_writes()
         for topic in list(self._last):
             if topic not in self._watchers:
                 self._forget(topic)
@@ -431,10 +442,8 @@ class RedisBroker(Broker):
 
     async def _disconnect(self) -> None:
         tasks, self._session_tasks = self._session_tasks, set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        _drain(self._writes)
+        await asyncio.gather(*(cancel_and_wait(task) for task in tasks))
+        await self._close_writes()
         feed, redis = self._feed, self._redis
         self._feed = self._redis = self._log = self._lease = self._interest = None
         if feed is not None:
@@ -445,36 +454,46 @@ class RedisBroker(Broker):
 
     # -- leader writes ----------------------------------------------------------
 
-    def _queue(self, write: Write) -> None:
-        if self._writes.qsize() >= MAX_QUEUED_WRITES:
-            self._spawn_fall_back(TimeoutError(f"{MAX_QUEUED_WRITES} writes queued"))
-            return
-        self._writes.put_nowait(write)
-        self._metrics.queued_writes.set(self._writes.qsize())
+    async def _open_writes(self) -> None:
+        writes = LeaderWrites(
+            self._redis_client(),
+            self._shared().write_scripts,
+            on_refused=self._on_refused,
+            on_failed=self._spawn_fall_back,
+            limit=MAX_PENDING_WRITES,
+        )
+        await writes.open()
+        await self._close_writes()
+        self._writes = writes
 
-    async def _write_loop(self) -> None:
-        """Everything queued so far goes in one pipeline: one round trip per poll tick, in order."""
-        while True:
-            batch = [await self._writes.get()]
-            while not self._writes.empty() and len(batch) < WRITE_BATCH:
-                batch.append(self._writes.get_nowait())
-            try:
-                await self._shared().apply(batch)
-            except Refused as exc:
-                if exc.code == EPOCH_CHANGED:
-                    self._spawn_fall_back(ConnectionError("the cluster epoch changed (Redis lost its data)"))
-                    return
-                if self.role == LEADER:
-                    log.warning("a leader write was refused (%s): following again", exc)
-                    await self._step_down(resync=True)
-                    self._beat_now.set()
-            except REDIS_ERRORS as exc:
-                self._spawn_fall_back(exc)
-                return
-            finally:
-                for _ in batch:
-                    self._writes.task_done()
-                self._metrics.queued_writes.set(self._writes.qsize())
+    async def _close_writes(self) -> None:
+        writes, self._writes = self._writes, None
+        if writes is not None:
+            await writes.close()
+
+    def _queue(self, write: Write) -> None:
+        """Send a leader write now (its reply is read later); a failure to send falls back."""
+        if self._writes is None:
+            self._spawn_fall_back(ConnectionError("no leader connection to Redis"))
+            return
+        try:
+            self._writes.send(write)
+        except REDIS_ERRORS as exc:
+            self._spawn_fall_back(exc)
+            return
+
+    def _on_refused(self, exc: Refused) -> None:
+        """A leader write was refused: its reading stopped; follow again (or rejoin, when the epoch changed)."""
+        if exc.code == EPOCH_CHANGED:
+            self._spawn_fall_back(ConnectionError("the cluster epoch changed (Redis lost its data)"))
+        elif self.role == LEADER:
+            self._spawn(self._follow_after_refusal(exc))
+
+    async def _follow_after_refusal(self, exc: Refused) -> None:
+        if self.role == LEADER:
+            log.warning("a leader write was refused (%s): following again", exc)
+            await self._step_down(resync=True)
+            self._beat_now.set()
 
     def _spawn_fall_back(self, exc: BaseException) -> None:
         # Not awaited by the failing task itself: falling back cancels that task.
@@ -505,10 +524,14 @@ class RedisBroker(Broker):
                 self._deliver_status(_parse_status(notice.data))
         elif kind == TICK:
             # The leader's read confirms this instance's documents only when they are all caught up
-            # with it: a topic being resynchronised may lag, and then the tick is not passed on.
-            if self.role == FOLLOWER and not self._syncing:
+            # with it: while a topic is being resynchronised, the tick waits until none is.
+            if self.role == FOLLOWER:
                 tick = _parse_tick(notice.data)
-                if tick is not None:
+                if tick is None:
+                    pass
+                elif self._syncing:
+                    self._held_tick = tick
+                else:
                     self._consumer.on_tick(tick)
         elif kind == WAKE:
             if self.role == LEADER and topic not in self._last and topic not in self._cluster_topics:
@@ -568,6 +591,15 @@ class RedisBroker(Broker):
             self._spawn_fall_back(exc)
         finally:
             self._syncing.pop(topic, None)
+            self._release_held_tick()
+
+    def _release_held_tick(self) -> None:
+        """Pass on the tick heard during resynchronisations once none is left (the topics caught up)."""
+        tick, self._held_tick = self._held_tick, None
+        if tick is None or self._syncing:
+            self._held_tick = tick
+        elif self.state == READY and self.role == FOLLOWER:
+            self._consumer.on_tick(tick)
 
     def _catch_up(
         self, topic: str, state: StoredTopic, history: list[tuple[int, bytes]], *, force: bool = False
@@ -588,6 +620,11 @@ class RedisBroker(Broker):
         self._deliver(Publication(topic, state.seq, document, snapshot=True, history=kept))
 
     # -- helpers ----------------------------------------------------------------
+
+    def _redis_client(self) -> aioredis.Redis:
+        if self._redis is None:
+            raise ConnectionError("not connected to Redis")
+        return self._redis
 
     def _shared(self) -> SharedLog:
         if self._log is None:
@@ -623,15 +660,3 @@ def _now() -> str:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _drain(queue: asyncio.Queue[Write]) -> None:
-    while not queue.empty():
-        queue.get_nowait()
-        queue.task_done()
-
-
-async def _cancel(task: asyncio.Task[Any]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from ..tasks import raise_if_cancelling
+
 DELTA, RESET, STATUS, WAKE, HANDOVER, TICK = b"D", b"R", b"S", b"W", b"H", b"T"
 POLL_TIMEOUT = 1.0  # seconds one read of the subscription waits before it checks the connection
 
@@ -85,6 +87,7 @@ class Feed:
     async def notices(self) -> AsyncIterator[Notice]:
         assert self._pubsub is not None, "open() first"
         while True:
+            raise_if_cancelling()  # redis-py can swallow a cancellation (pushsvc/tasks.py)
             message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL_TIMEOUT)
             if message is None or message.get("type") != "message":
                 continue

@@ -139,6 +139,11 @@ class SharedLog:
         self._status = redis.register_script(_STATUS)
         self._tick = redis.register_script(_TICK)
 
+    @property
+    def write_scripts(self) -> list[AsyncScript]:
+        """The scripts of the leader's writes (loaded once by ``LeaderWrites`` when it connects)."""
+        return [self._publish, self._reset, self._drop, self._status, self._tick]
+
     # -- any instance ---------------------------------------------------------
 
     async def join_epoch(self) -> str:
