@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,13 +45,13 @@ from .binlog import (
     check_requirements,
     covers,
     resolve_contexts,
-    wait_until_visible,
+    visible_snapshot,
 )
 from .broker import Broker
 from .config import DatabaseURL, PollerConfig
 from .metrics import Metrics
 from .poller import Poller
-from .store import StoreUnavailable
+from .store import Reader, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -226,12 +227,24 @@ class BinlogDriver:
         self._set(applied=signal.position)
 
     async def _read(self, batch: ChangeBatch) -> None:
-        """Re-read what ``batch`` names and publish; on failure leave it to the poll loop's next full read."""
+        """Re-read what ``batch`` names and publish; on failure leave it to the poll loop's next full read.
+
+        Usually the batch names its contexts, and their read runs in the
+        visibility barrier's own transaction. Rows still to be placed
+        (``resolve_contexts``) or a full read need the barrier first, then
+        reads of their own.
+        """
         try:
-            if batch.end is not None:
-                await self._wait_until_visible(batch.end)
             targets = ContextTargets(batch.context_ids, read_all=batch.full_reread is not None)
-            if not targets.read_all and (batch.job_ids or batch.disk_ids or batch.cbt_ids):
+            if not targets.read_all and not (batch.job_ids or batch.disk_ids or batch.cbt_ids):
+                snapshot = None if batch.end is None else functools.partial(self._visible_snapshot, batch.end)
+                await self.poller.poll_contexts(targets.context_ids, batch.only_job_updates(), snapshot)
+                self._read_failing = False
+                return
+            if batch.end is not None:
+                async with self._visible_snapshot(batch.end):
+                    pass
+            if not targets.read_all:
                 async with self.poller.store.snapshot() as reader:
                     targets = await resolve_contexts(reader, batch)
             if targets.read_all:
@@ -247,9 +260,14 @@ class BinlogDriver:
             self._read_failing = True
             await self._after_full_read()
 
-    async def _wait_until_visible(self, end: BinlogCoordinate) -> None:
-        """Hold the batch's reads until they can see its commits (binlog/visibility.py says why)."""
-        waits = await wait_until_visible(self.poller.store, end, VISIBILITY_TIMEOUT)
+    @contextlib.asynccontextmanager
+    async def _visible_snapshot(self, end: BinlogCoordinate) -> AsyncIterator[Reader]:
+        """A transaction that sees the batch's commits, to read them in (binlog/visibility.py says why)."""
+        async with visible_snapshot(self.poller.store, end, VISIBILITY_TIMEOUT) as snapshot:
+            self._note_visibility(snapshot.waits)
+            yield snapshot.reader
+
+    def _note_visibility(self, waits: int | None) -> None:
         if waits:
             self.metrics.binlog_visibility_waits.inc()
         if waits is None:

@@ -36,6 +36,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from . import protocol
@@ -46,7 +47,7 @@ from .metrics import Metrics
 from .patch import NO_CHANGE, diff
 from .protocol import DASHBOARD_TOPIC, DatabaseStatus, detail_vm_name
 from .reads import build_dashboard_entry, build_detail, read_named_state, read_state
-from .store import Store, StoreUnavailable
+from .store import Reader, Store, StoreUnavailable
 from .store.rows import Children, ContextWithJob
 from .timefmt import utc_now_text
 
@@ -138,7 +139,10 @@ class Poller:
             await self._poll_all()
 
     async def poll_contexts(
-        self, context_ids: Collection[str], job_updates_only: Mapping[str, Collection[str]] | None = None
+        self,
+        context_ids: Collection[str],
+        job_updates_only: Mapping[str, Collection[str]] | None = None,
+        snapshot: Callable[[], AbstractAsyncContextManager[Reader]] | None = None,
     ) -> None:
         """Re-read only the VMs of ``context_ids`` and publish what changed in them (a change batch's read).
 
@@ -152,13 +156,18 @@ class Poller:
         document the caches do not describe (first documents still to come
         from the early tick, another cluster leader's last publication, a
         database outage being recovered from) makes it a full read instead.
-        Raises :class:`StoreUnavailable` like :meth:`poll_once`.
+        ``snapshot`` opens the read's transaction (see :func:`read_named_state`);
+        before a full read it is opened and closed first, so that read starts
+        after it. Raises :class:`StoreUnavailable` like :meth:`poll_once`.
         """
         async with self._reading:
             watched = self.broker.watched()
             if not watched or not context_ids:
                 return
             if not self._caches_describe(watched):
+                if snapshot is not None:
+                    async with snapshot():
+                        pass
                 await self._poll_all()
                 return
             started = time.perf_counter()
@@ -171,7 +180,9 @@ class Poller:
                 if row is not None and row.context.context_id in ids:
                     old_names.add(vm_name)
             known = self._known_children(job_updates_only or {})
-            names, shown, children = await read_named_state(self.store, ids, old_names, detail_topics.values(), known)
+            names, shown, children = await read_named_state(
+                self.store, ids, old_names, detail_topics.values(), known, snapshot
+            )
             if DASHBOARD_TOPIC in watched:
                 self._patch_dashboard(names, shown)
             for topic, vm_name in detail_topics.items():

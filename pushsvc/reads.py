@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from .documents import DocumentBuilder, dashboard_entry, detail_document, list_document, list_item_with_last_job
-from .store import Store
+from .store import Reader, Store
 from .store.queries import (
     find_context,
     list_contexts,
@@ -102,6 +103,7 @@ async def read_named_state(
     old_names: Collection[str],
     detail_names: Iterable[str],
     known_children: Callable[[ContextWithJob], Children | None] = lambda row: None,
+    snapshot: Callable[[], AbstractAsyncContextManager[Reader]] | None = None,
 ) -> tuple[set[str], dict[str, ContextWithJob], dict[str, Children]]:
     """What :func:`read_state` would say about some VMs only, in one snapshot.
 
@@ -112,9 +114,11 @@ async def read_named_state(
     the rows shown under ``detail_names`` among them. One statement, plus
     three when a detail topic is among the names, unless ``known_children``
     vouches for every such row's children (given the row just read).
+    ``snapshot`` opens the transaction to read in (``store.snapshot`` unless
+    given: the binlog source passes one that first waits for its commits).
     """
     wanted = set(detail_names)
-    async with store.snapshot() as reader:
+    async with (snapshot or store.snapshot)() as reader:
         rows = await read_contexts_with_jobs_named(reader, context_ids, old_names)
         names = set(old_names)
         names.update(row.context.vm_name for row in rows if row.context.context_id in context_ids)

@@ -16,7 +16,7 @@ from .requirements import BinlogRequirements, check_requirements
 from .resolve import ContextTargets, resolve_contexts
 from .rows import WATCHED_TABLES
 from .source import BinlogSource
-from .visibility import BinlogCoordinate, wait_until_visible
+from .visibility import BinlogCoordinate, visible_snapshot, wait_until_visible
 
 __all__ = [
     "WATCHED_TABLES",
@@ -30,5 +30,6 @@ __all__ = [
     "check_requirements",
     "covers",
     "resolve_contexts",
+    "visible_snapshot",
     "wait_until_visible",
 ]

@@ -57,7 +57,7 @@ class RecordingPoller:
         self.reads.append("all")
         self.ticks += 1
 
-    async def poll_contexts(self, context_ids: Collection[str], job_updates_only=None) -> None:
+    async def poll_contexts(self, context_ids: Collection[str], job_updates_only=None, snapshot=None) -> None:
         self.reads.append(set(context_ids))
 
 
