@@ -588,6 +588,7 @@ class RedisBroker(Broker):
                     return
                 self._syncing[topic] = -1
         except REDIS_ERRORS as exc:
+            self._held_tick = None  # this topic did not catch up: the tick does not vouch for it
             self._spawn_fall_back(exc)
         finally:
             self._syncing.pop(topic, None)
