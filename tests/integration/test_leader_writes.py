@@ -9,14 +9,16 @@ leader's write left before the local delivery began.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import redis
 from redis.exceptions import NoScriptError
 
-from pushsvc.broker import Publication, Tick
+from pushsvc.broker import DetachedConsumer, Publication
 from pushsvc.cluster.broker import LEADER, RedisBroker
 from pushsvc.cluster.connect import open_redis
 from pushsvc.cluster.feed import DELTA, parse_notice
@@ -26,7 +28,6 @@ from pushsvc.cluster.lease import Lease
 from pushsvc.cluster.sharedlog import NOT_LEADER, Refused, SharedLog, StoredTopic
 from pushsvc.config import BrokerConfig
 from pushsvc.metrics import Metrics
-from pushsvc.protocol import DatabaseStatus
 
 TOPIC = "vm-contexts"
 HEARD_TIMEOUT = 5.0  # seconds the blocked loop waits for the listener (it hears it in about a millisecond)
@@ -62,20 +63,7 @@ class ChannelListener:
         self._pubsub.close()
 
 
-class QuietHub:
-    """A consumer that takes everything and does nothing."""
-
-    def on_publication(self, publication: Publication) -> None:
-        pass
-
-    def on_status(self, status: DatabaseStatus) -> None:
-        pass
-
-    def on_tick(self, tick: Tick) -> None:
-        pass
-
-
-class BlockingHub(QuietHub):
+class BlockingHub(DetachedConsumer):
     """A consumer whose delivery of each delta blocks the loop until the listener has heard that delta."""
 
     def __init__(self, listener: ChannelListener) -> None:
@@ -114,7 +102,7 @@ async def test_close_returns_even_when_redis_py_swallows_the_cancellation(redis_
     for steps in range(12):
         broker = RedisBroker(BrokerConfig(url=redis_server.url), history_size=16, interval=1.0, metrics=Metrics())
         interest = asyncio.Event()
-        await broker.open(QuietHub(), interest.set)
+        await broker.open(DetachedConsumer(), interest.set)
         broker.watch(TOPIC)
         async with asyncio.timeout(10):
             while broker.role != LEADER:
@@ -143,22 +131,34 @@ async def log(client) -> tuple[SharedLog, str]:
 
 
 class Reports:
+    """What a LeaderWrites reported: its first refusal and its first failure."""
+
     def __init__(self) -> None:
         self.refused: asyncio.Future[Refused] = asyncio.get_running_loop().create_future()
         self.failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
 
-    def writes(self, client: Any, log: SharedLog, limit: int = 100) -> LeaderWrites:
-        return LeaderWrites(
-            client, log.write_scripts, on_refused=self.refused.set_result, on_failed=self.failed.set_result, limit=limit
-        )
+
+@contextlib.asynccontextmanager
+async def opened_writes(client: Any, log: SharedLog, limit: int = 100) -> AsyncIterator[tuple[LeaderWrites, Reports]]:
+    """A connected LeaderWrites and what it reports; closed afterwards."""
+    reports = Reports()
+    writes = LeaderWrites(
+        client,
+        log.write_scripts,
+        on_refused=reports.refused.set_result,
+        on_failed=reports.failed.set_result,
+        limit=limit,
+    )
+    await writes.open()
+    try:
+        yield writes, reports
+    finally:
+        await writes.close()
 
 
 async def test_writes_apply_in_order_and_flush_waits_for_every_reply(client, log):
     shared, epoch = log
-    reports = Reports()
-    writes = reports.writes(client, shared)
-    await writes.open()
-    try:
+    async with opened_writes(client, shared) as (writes, reports):
         writes.send(shared.reset_write("L", epoch, TOPIC, 0, b'{"v":0}'))
         for seq in range(1, 6):  # each one needs the one before it (the script checks the seq)
             writes.send(shared.publish_write("L", epoch, TOPIC, seq, b'{"v":%d}' % seq, b"frame %d" % seq))
@@ -167,46 +167,31 @@ async def test_writes_apply_in_order_and_flush_waits_for_every_reply(client, log
         assert writes.pending == 0
         assert await shared.load([TOPIC]) == {TOPIC: StoredTopic(5, b'{"v":5}')}
         assert not reports.refused.done() and not reports.failed.done()
-    finally:
-        await writes.close()
 
 
 async def test_a_refused_write_is_reported_once_and_ends_the_reading(client, log):
     shared, epoch = log
-    reports = Reports()
-    writes = reports.writes(client, shared)
-    await writes.open()
-    try:
+    async with opened_writes(client, shared) as (writes, reports):
         writes.send(shared.reset_write("someone-else", epoch, TOPIC, 0, b"{}"))
         writes.send(shared.reset_write("someone-else", epoch, "vm-context/x", 0, b"{}"))
         refused = await asyncio.wait_for(reports.refused, 5)
         assert refused.code == NOT_LEADER
         await writes.flush()
         assert await shared.load([TOPIC]) == {}, "the fence kept the write out"
-    finally:
-        await writes.close()
 
 
 async def test_a_flushed_script_cache_is_a_failure_not_a_silent_loss(client, log):
     shared, epoch = log
-    reports = Reports()
-    writes = reports.writes(client, shared)
-    await writes.open()
-    try:
+    async with opened_writes(client, shared) as (writes, reports):
         await client.script_flush()
         writes.send(shared.reset_write("L", epoch, TOPIC, 0, b"{}"))
         failure = await asyncio.wait_for(reports.failed, 5)
         assert isinstance(failure, NoScriptError)
-    finally:
-        await writes.close()
 
 
 async def test_redis_gone_is_reported(redis_server, client, log):
     shared, epoch = log
-    reports = Reports()
-    writes = reports.writes(client, shared)
-    await writes.open()
-    try:
+    async with opened_writes(client, shared) as (writes, reports):
         redis_server.stop()
         try:
             writes.send(shared.reset_write("L", epoch, TOPIC, 0, b"{}"))
@@ -214,29 +199,22 @@ async def test_redis_gone_is_reported(redis_server, client, log):
             return  # the transport had already seen the connection close
         failure = await asyncio.wait_for(reports.failed, 5)
         assert isinstance(failure, (ConnectionError, OSError, redis.RedisError))
-    finally:
-        await writes.close()
 
 
 async def test_too_many_unanswered_writes_refuse_to_send(client, log):
     shared, epoch = log
-    writes = Reports().writes(client, shared, limit=2)
-    await writes.open()
-    try:
+    async with opened_writes(client, shared, limit=2) as (writes, _):
         writes.send(shared.tick_write("L", epoch, b"[1, 1, 1]"))
         writes.send(shared.tick_write("L", epoch, b"[2, 1, 1]"))
         with pytest.raises(TimeoutError):
             writes.send(shared.tick_write("L", epoch, b"[3, 1, 1]"))
         await writes.flush()
         writes.send(shared.tick_write("L", epoch, b"[4, 1, 1]"))  # answered: room again
-    finally:
-        await writes.close()
 
 
 async def test_a_closed_writer_refuses_to_send(client, log):
     shared, epoch = log
-    writes = Reports().writes(client, shared)
-    await writes.open()
-    await writes.close()
+    async with opened_writes(client, shared) as (writes, _):
+        pass
     with pytest.raises(ConnectionError):
         writes.send(shared.tick_write("L", epoch, b"[1, 1, 1]"))
