@@ -437,18 +437,21 @@ class WorkerHandle:
             self.process.kill()
 
 
-WSLOAD_SOURCE = Path(__file__).with_name("wsload.c")
+def build_c(name: str) -> Path:
+    """``name`` (a C file beside this one) compiled with the system's cc, once per version of the source."""
+    path = Path(__file__).with_name(name)
+    source = path.read_bytes()
+    binary = Path(tempfile.gettempdir()) / f"pushsvc-{path.stem}-{hashlib.sha256(source).hexdigest()[:12]}"
+    if not binary.exists():
+        partial = binary.with_suffix(f".{os.getpid()}")
+        subprocess.run(["cc", "-O2", "-o", str(partial), str(path)], check=True)
+        partial.replace(binary)
+    return binary
 
 
 def build_wsload() -> Path:
-    """wsload.c compiled with the system's cc, once per version of the source (in the temp directory)."""
-    source = WSLOAD_SOURCE.read_bytes()
-    binary = Path(tempfile.gettempdir()) / f"pushsvc-wsload-{hashlib.sha256(source).hexdigest()[:12]}"
-    if not binary.exists():
-        partial = binary.with_suffix(f".{os.getpid()}")
-        subprocess.run(["cc", "-O2", "-o", str(partial), str(WSLOAD_SOURCE)], check=True)
-        partial.replace(binary)
-    return binary
+    """wsload.c compiled (the C load clients)."""
+    return build_c("wsload.c")
 
 
 class CSocketWorker:
